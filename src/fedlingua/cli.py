@@ -1,0 +1,154 @@
+"""Command line: `fedlingua run | compare | evaluate | data inspect | model prepare`.
+
+Overrides are dotted `key=value` pairs applied on top of the TOML config, e.g.
+`fedlingua run federation.rounds=3 method.name=lora data.source=sib200`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from fedlingua.config import ConfigError, RunConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fedlingua",
+        description="Multilingual federated parameter-efficient fine-tuning.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run one experiment (or resume one)")
+    r.add_argument("--config", help="TOML run config")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last round")
+    r.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+
+    c = sub.add_parser("compare", help="several paradigm:method rows on the same data")
+    c.add_argument("--config", help="TOML run config shared by all rows")
+    c.add_argument(
+        "--rows",
+        help="comma-separated paradigm:method rows "
+        "(default federated:prompt-encoder,monolingual:prompt-encoder,centralized:prompt-encoder)",
+    )
+    c.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+
+    e = sub.add_parser("evaluate", help="reload a run's saved tensors and score them on test")
+    e.add_argument("run_dir")
+    e.add_argument("--which", choices=("final", "best"), default="final")
+
+    d = sub.add_parser("data", help="data utilities")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    di = dsub.add_parser("inspect", help="languages, split sizes, labels, token lengths")
+    di.add_argument("source", nargs="?", default="cldr")
+    di.add_argument("--root", help="data root for presets")
+    di.add_argument("--languages", help="comma-separated subset")
+    di.add_argument("--model", default=None, help="tokenizer for token-length percentiles")
+    di.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad rows")
+
+    m = sub.add_parser("model", help="model utilities")
+    msub = m.add_subparsers(dest="model_command", required=True)
+    mp = msub.add_parser("prepare", help="convert/cache a model and print its parameter counts")
+    mp.add_argument("name", nargs="?", default="e5-small")
+    mp.add_argument("--force", action="store_true", help="convert again even if cached")
+    return p
+
+
+def _cmd_run(args) -> None:
+    from fedlingua.paradigms import run
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("--resume takes no config or overrides: the run keeps its own")
+        results = run(RunConfig(), resume=args.resume)
+    else:
+        results = run(RunConfig.load(args.config, args.overrides))
+    print(open(os.path.join(results["run_dir"], "report.md"), encoding="utf-8").read())
+
+
+def _cmd_compare(args) -> None:
+    from fedlingua.compare import compare
+
+    cfg = RunConfig.load(args.config, args.overrides)
+    rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
+    _, table = compare(cfg, rows)
+    print()
+    print(table)
+
+
+def _cmd_evaluate(args) -> None:
+    from fedlingua.paradigms import evaluate_run
+
+    scores = evaluate_run(args.run_dir, args.which)
+    for lang, s in scores.items():
+        print(f"{lang}\taccuracy {100 * s['accuracy']:.1f}\tmacro-F1 {100 * s['macro_f1']:.1f}")
+
+
+def _cmd_data(args) -> None:
+    from fedlingua.data import format_summary, load_dataset, summarize
+
+    langs = [x.strip() for x in args.languages.split(",")] if args.languages else None
+    ds = load_dataset(
+        args.source,
+        languages=langs,
+        root=args.root,
+        on_bad_rows="skip" if args.skip_bad_rows else "error",
+    )
+    tokenizer, prefix = None, ""
+    if args.model:
+        from fedlingua.models import load_backbone
+
+        backbone = load_backbone(args.model)
+        tokenizer, prefix = backbone.tokenizer, backbone.text_prefix
+    print(format_summary(summarize(ds, tokenizer, text_prefix=prefix)))
+
+
+def _cmd_model(args) -> None:
+    import time
+
+    from fedlingua.models import (
+        DEFAULT_MODEL,
+        describe_backbone,
+        load_backbone,
+        prepare_default_model,
+    )
+
+    if args.name == DEFAULT_MODEL:
+        t0 = time.perf_counter()
+        path = prepare_default_model(force=args.force)
+        print(f"{DEFAULT_MODEL}: cached at {path} ({time.perf_counter() - t0:.1f} s)")
+    info = describe_backbone(load_backbone(args.name))
+    for key, value in info.items():
+        print(f"{key}: {value:,}" if isinstance(value, int) else f"{key}: {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {
+        "run": _cmd_run,
+        "compare": _cmd_compare,
+        "evaluate": _cmd_evaluate,
+        "data": _cmd_data,
+        "model": _cmd_model,
+    }
+    try:
+        handlers[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except (ConfigError, FileNotFoundError, FileExistsError) as exc:
+        print(f"fedlingua: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # data/model errors carry their own clear messages
+        from fedlingua.data import DataError, DataUnavailableError
+        from fedlingua.models import ModelUnavailableError
+
+        if isinstance(exc, DataError | DataUnavailableError | ModelUnavailableError):
+            print(f"fedlingua: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

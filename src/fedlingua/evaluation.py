@@ -1,0 +1,57 @@
+"""Scores per language and the averages the paper reports.
+
+Accuracy and macro-F1 per language; averages over all evaluated languages,
+over a low-resource group, over languages that had a client and over languages
+that had none (zero-shot transfer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+
+def scores(preds: np.ndarray, gold: Iterable[int]) -> dict[str, float]:
+    """Accuracy and macro-F1 (over the labels present in gold or predictions)."""
+    gold = np.asarray(list(gold), dtype=np.int64)
+    preds = np.asarray(preds, dtype=np.int64)
+    if len(gold) == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0}
+    f1s = []
+    for label in np.union1d(gold, preds):
+        tp = np.sum((preds == label) & (gold == label))
+        fp = np.sum((preds == label) & (gold != label))
+        fn = np.sum((preds != label) & (gold == label))
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return {
+        "accuracy": float(np.mean(preds == gold)),
+        "macro_f1": float(np.mean(f1s)),
+        "n": int(len(gold)),
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and not np.isnan(v)]
+    return float(np.mean(values)) if values else None
+
+
+def averages(
+    per_language: Mapping[str, Mapping[str, float]],
+    *,
+    client_languages: Iterable[str],
+    low_resource: Iterable[str] = (),
+    zero_shot: Iterable[str] = (),
+    metric: str = "accuracy",
+) -> dict[str, float | None]:
+    """Unweighted means over language groups (None when a group is empty)."""
+
+    def group(langs: Iterable[str]) -> float | None:
+        return _mean([per_language[lang][metric] for lang in langs if lang in per_language])
+
+    return {
+        "average": group(per_language),
+        "client_average": group(client_languages),
+        "low_resource_average": group(low_resource),
+        "zero_shot_average": group(zero_shot),
+    }

@@ -1,0 +1,75 @@
+"""An in-process Flower `Grid`: the default simulation, with no Ray, sockets or extra processes.
+
+It implements the same `Grid` interface Flower's ServerApp drives, so the
+server loop and the Flower strategies run unchanged; `send_and_receive`
+simply calls each addressed client's handler in this process. All simulated
+clients share the one workbench (frozen backbone) of the process. A handler
+that raises becomes an error reply, exactly as a failing ClientApp does under
+Flower, and the strategy aggregates what arrived.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from flwr.app import Error, Message, RecordDict
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+Handler = Callable[[RecordDict], RecordDict]
+
+
+class InProcessGrid(Grid):
+    """Nodes 1..N, each a local handler; messages are delivered by direct calls."""
+
+    def __init__(self, handlers: dict[int, Handler]) -> None:
+        self._handlers = dict(handlers)
+        self._run = Run.create_empty(run_id=0)
+        # This process plays the SuperLink's part: Flower messages need a run identity.
+        for attr in ("run_id", "node_id", "task_id"):
+            try:
+                getattr(TaskIdentity, attr)
+            except RuntimeError:
+                setattr(TaskIdentity, attr, 0)
+        self.client_seconds: dict[int, float] = {}
+        self._pending: dict[str, Message] = {}
+
+    def set_run(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self._handlers)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
+        for i, msg in enumerate(messages):
+            key = f"{msg.metadata.dst_node_id}-{len(self._pending)}-{i}"
+            self._pending[key] = msg
+            ids.append(key)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return [self._deliver(self._pending.pop(mid)) for mid in message_ids]
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout=None) -> Iterable[Message]:
+        self.client_seconds = {}
+        return self.pull_messages(self.push_messages(messages))
+
+    def _deliver(self, msg: Message) -> Message:
+        node = msg.metadata.dst_node_id
+        start = time.perf_counter()
+        try:
+            reply = Message(self._handlers[node](msg.content), reply_to=msg)
+        except Exception as exc:  # a failing client becomes an error reply, as under Flower
+            reply = Message(Error(code=1, reason=f"{type(exc).__name__}: {exc}"), reply_to=msg)
+        self.client_seconds[node] = time.perf_counter() - start
+        return reply

