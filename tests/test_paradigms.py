@@ -138,3 +138,35 @@ def test_monolingual_and_centralized_use_the_same_initial_state(
     assert {k for k in inits if k[0] == "monolingual"} == {
         ("monolingual", x) for x in ("fr", "sw", "lg")
     }
+
+
+def test_monolingual_matrix_scores_every_model_on_every_language(
+    tmp_path, tiny_backbone, tiny_config
+):
+    cfg = tiny_config(tmp_path, paradigm="monolingual", federation__rounds=1)
+    cfg.evaluation.matrix = True
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    matrix = results["matrix"]
+    assert set(matrix) == {"fr", "sw", "lg"}
+    assert all(set(row) == {"fr", "sw", "lg"} for row in matrix.values())
+    # the diagonal is the language's own score
+    for lang in matrix:
+        assert matrix[lang][lang] == pytest.approx(results["languages"][lang]["accuracy"])
+
+
+def test_zero_shot_and_low_resource_groups_are_averaged(tmp_path, tiny_backbone, tiny_config):
+    cfg = tiny_config(tmp_path, federation__rounds=1)
+    cfg.data.languages = ["fr", "sw"]
+    cfg.data.zero_shot_languages = ["lg"]
+    cfg.data.low_resource = ["sw", "lg"]
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    langs = results["languages"]
+    assert set(langs) == {"fr", "sw", "lg"} and langs["lg"]["train_examples"] == 0
+    avg = results["averages"]
+    assert avg["zero_shot_average"] == pytest.approx(langs["lg"]["accuracy"])
+    assert avg["low_resource_average"] == pytest.approx(
+        (langs["sw"]["accuracy"] + langs["lg"]["accuracy"]) / 2
+    )
+    assert avg["client_average"] == pytest.approx(
+        (langs["fr"]["accuracy"] + langs["sw"]["accuracy"]) / 2
+    )

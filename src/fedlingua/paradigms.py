@@ -205,6 +205,17 @@ def _evaluate(
     return out
 
 
+def _matrix(cfg: RunConfig, bench: Workbench, prep: Prepared, states: dict[str, State]) -> dict:
+    """Accuracy of every language's own model on every evaluated language (rows: models)."""
+    out: dict[str, dict[str, float]] = {}
+    for model, state in states.items():
+        out[model] = {}
+        for lang in prep.eval_languages:
+            preds = predict(bench, state, prep.test[lang], cfg.train.eval_batch_size)
+            out[model][lang] = scores(preds, prep.test[lang].labels)["accuracy"]
+    return out
+
+
 def _default_name(cfg: RunConfig) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     source = Path(cfg.data.source).name.replace(":", "-")
@@ -303,6 +314,8 @@ def run(
     rundir.save_states("final.safetensors", {n: f.state for n, f in feds.items()})
     if best:
         rundir.save_states("best.safetensors", {n: s for n, (_, _, s) in best.items()})
+    if cfg.evaluation.matrix and cfg.paradigm == "monolingual":
+        results["matrix"] = _matrix(cfg, bench, prep, {n: f.state for n, f in feds.items()})
     results["run_dir"] = str(rundir.path)
     rundir.write_results(results)
     rundir.write_report(_report(cfg, results))

@@ -1,0 +1,28 @@
+"""The Flower App: fedlingua's federated run under Flower (simulation or SuperLink + SuperNodes).
+
+    server_app.py  ServerApp: `fedlingua.paradigms.run` with Flower's grid
+    client_app.py  ClientApp: `fedlingua.federation.client.handle_train` per SuperNode
+    task.py        what both read: the run config, the prepared data, the node's client
+
+The App is declared in the repository's own pyproject.toml (`[tool.flwr.app]`), so
+`flwr run .` from the repository root builds it. The FAB packs pyproject.toml and
+`src/fedlingua/**/*.py` only (`fab-include`): never .venv, runs/ or benchmark
+output. The code that runs is the `fedlingua` installed in the environment of the
+SuperLink and SuperNodes (the packed sources only pin the FAB hash to the code
+version), so install fedlingua there and keep runtime dependency installation off
+(`FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1`: Flower would otherwise install
+the dependencies with uv, which pulls a CUDA torch).
+
+Local simulation (Ray), e.g. 2 clients (one SuperNode per client):
+
+    export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 FLWR_TELEMETRY_ENABLED=0
+    flwr run . --stream \\
+        --run-config "fedlingua-config='/abs/path/run.toml' overrides='federation.rounds=2'" \\
+        --federation-config "num-supernodes=2 client-resources-num-cpus=1"
+
+`flwr run` talks to the SuperLink connection of `$FLWR_HOME/config.toml` (default
+~/.flwr); the default `local` connection (`address = ":local:"`) starts a detached
+local SuperLink that keeps running after the run: stop it when done. Flower 1.42
+keeps connections there, not in pyproject.toml: a `[tool.flwr.federations]` table
+would be migrated out (and commented out in pyproject.toml) by `flwr run`.
+"""

@@ -1,0 +1,64 @@
+"""The Flower ServerApp: the in-process federated run, with Flower's grid in place of ours.
+
+It reads the fedlingua run config from `context.run_config`, prepares the model and
+the evaluation data like the in-process run, asks every SuperNode which client it
+plays (a QUERY roll call: one node per client, or a clear error before any
+training), then hands Flower's `grid` to `fedlingua.paradigms.run`. So the rounds
+are `Federation.step` driving the configured Flower strategy, the global model is
+evaluated per language after each round, and the run directory (config.toml,
+metrics.jsonl, checkpoints, final.safetensors, results.json, report.md) is the
+one the in-process run writes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from fedlingua.federation.payload import CLIENT_KEY
+from fedlingua.flower_app.task import load_run_config, prepare_run
+from fedlingua.paradigms import run
+
+WAIT_KEY = "wait-for-nodes-s"
+
+app = ServerApp()
+
+
+def roll_call(grid: Grid, client_ids: list[str], wait_s: float) -> dict[int, str]:
+    """Node id -> client id, once every client's SuperNode is connected and has answered."""
+    deadline = time.monotonic() + wait_s
+    while len(nodes := list(grid.get_node_ids())) < len(client_ids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{len(nodes)} SuperNode(s) connected after {wait_s:.0f}s; the config needs "
+                f"{len(client_ids)} (one per client: {client_ids})"
+            )
+        time.sleep(1.0)
+    asks = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
+    names: dict[int, str] = {}
+    for reply in grid.send_and_receive(asks, timeout=max(deadline - time.monotonic(), 60.0)):
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            raise RuntimeError(f"SuperNode {node} cannot play a client: {reply.error.reason}")
+        names[node] = str(reply.content[CLIENT_KEY]["client-id"])
+    claimed = sorted(names.values())
+    if claimed != sorted(client_ids):
+        raise RuntimeError(
+            f"the SuperNodes play clients {claimed}, the config has {sorted(client_ids)}: "
+            "give each SuperNode a distinct partition-id in 0..num-partitions-1"
+        )
+    return names
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    cfg = load_run_config(context.run_config)
+    prep = prepare_run(cfg)
+    wait_s = float(context.run_config.get(WAIT_KEY, 300))
+    names = roll_call(grid, [c.client_id for c in prep.clients], wait_s)
+    # print, not Flower's logger: the run quiets that logger below WARNING during rounds
+    results = run(cfg, prepared=prep, grid=grid, node_names=names, log=print)
+    print(f"fedlingua run directory: {Path(results['run_dir']).resolve()}")
