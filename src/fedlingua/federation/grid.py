@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from flwr.app import Error, Message, RecordDict
+from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -70,6 +71,7 @@ class InProcessGrid(Grid):
         try:
             reply = Message(self._handlers[node](msg.content), reply_to=msg)
         except Exception as exc:  # a failing client becomes an error reply, as under Flower
-            reply = Message(Error(code=1, reason=f"{type(exc).__name__}: {exc}"), reply_to=msg)
+            error = Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(exc).__name__}: {exc}")
+            reply = Message(error, reply_to=msg)
         self.client_seconds[node] = time.perf_counter() - start
         return reply

@@ -38,12 +38,19 @@ def roll_call(grid: Grid, client_ids: list[str], wait_s: float) -> dict[int, str
             )
         time.sleep(1.0)
     asks = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
+    # a node answers once it has prepared its client (model + data): allow at least a minute
+    timeout = max(deadline - time.monotonic(), 60.0)
     names: dict[int, str] = {}
-    for reply in grid.send_and_receive(asks, timeout=max(deadline - time.monotonic(), 60.0)):
+    for reply in grid.send_and_receive(asks, timeout=timeout):
         node = reply.metadata.src_node_id
         if reply.has_error():
             raise RuntimeError(f"SuperNode {node} cannot play a client: {reply.error.reason}")
         names[node] = str(reply.content[CLIENT_KEY]["client-id"])
+    if len(names) < len(nodes):
+        raise RuntimeError(
+            f"{len(names)} of {len(nodes)} SuperNodes answered the roll call within "
+            f"{timeout:.0f}s: raise {WAIT_KEY}"
+        )
     claimed = sorted(names.values())
     if claimed != sorted(client_ids):
         raise RuntimeError(
