@@ -22,6 +22,8 @@ PARADIGMS = ("federated", "monolingual", "centralized")
 METHODS = ("prompt-encoder", "soft-prompt", "lora", "full")
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian", "fedtrimmedavg")
 PRECISIONS = ("fp32", "bf16")
+DP_MODES = ("none", "central-fixed", "central-adaptive", "local")
+DP_STRATEGIES = ("fedavg", "fedprox")  # client-level DP needs an (unweighted) average
 
 
 class ConfigError(ValueError):
@@ -107,6 +109,55 @@ class FederationConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    dp: str = _help(
+        "client-level differential privacy: 'none', 'central-fixed' / 'central-adaptive' "
+        "(the server adds Gaussian noise to the average of clipped updates; fixed or "
+        "adaptive clipping norm) or 'local' (each client clips and noises its own update)",
+        "none",
+    )
+    epsilon: float | None = _help(
+        "target epsilon for the whole run: the noise multiplier is calibrated to it", None
+    )
+    noise_multiplier: float | None = _help(
+        "Gaussian noise multiplier z (instead of epsilon; noise std = z x clipping norm)", None
+    )
+    delta: float = _help("delta of the reported (epsilon, delta)", 1e-5)
+    clipping_norm: float = _help(
+        "L2 bound on a client's update (central-adaptive: the initial bound)", 1.0
+    )
+    clipping: str = _help(
+        "central modes: where updates are clipped, 'server' or 'client' (a client mod)", "server"
+    )
+    target_clipped_quantile: float = _help("central-adaptive: quantile of updates clipped", 0.5)
+    clip_norm_lr: float = _help("central-adaptive: learning rate of the clipping norm", 0.2)
+    clipped_count_stddev: float | None = _help(
+        "central-adaptive: noise on the clipped count (default: max(clients/20, z))", None
+    )
+    seeded_noise: bool = _help(
+        "draw DP noise from the run seed (reproducible experiments); false: OS entropy, what a "
+        "deployment needs (noise an observer who knows the seed cannot subtract)",
+        True,
+    )
+    secure_aggregation: bool = _help(
+        "Flower SecAgg+: the server obtains only the sum of the clients' masked updates", False
+    )
+    secagg_num_shares: float = _help(
+        "SecAgg+: key shares per client (> 2 clients), or a fraction of the sampled clients", 1.0
+    )
+    secagg_threshold: float = _help(
+        "SecAgg+: shares needed to reconstruct a key (an integer, or a fraction of the shares)",
+        0.67,
+    )
+    secagg_clipping_range: float = _help(
+        "SecAgg+: parameters are clipped to [-r, r] before quantization", 8.0
+    )
+    secagg_timeout: float | None = _help(
+        "SecAgg+: seconds to wait for each stage's replies (default: no limit)", None
+    )
+
+
+@dataclass
 class EvalConfig:
     every: int = _help("evaluate every k rounds (the last round always)", 1)
     select_on_dev: bool = _help("report the round with the best dev accuracy", False)
@@ -126,6 +177,7 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
     # ---- validation -----------------------------------------------------------------------
@@ -158,7 +210,70 @@ class RunConfig:
         need(d.alpha > 0, "data.alpha must be > 0")
         need(d.max_length >= 8, "data.max_length must be >= 8")
         need(d.on_bad_rows in ("error", "skip"), "data.on_bad_rows: 'error' or 'skip'")
+        self._validate_privacy(need)
         return self
+
+    def _validate_privacy(self, need: typing.Callable[[bool, str], None]) -> None:
+        p = self.privacy
+        need(p.dp in DP_MODES, f"privacy.dp={p.dp!r}: use one of {DP_MODES}")
+        need(0 < p.delta < 1, f"privacy.delta={p.delta}: must be in (0, 1)")
+        need(p.clipping_norm > 0, "privacy.clipping_norm must be > 0")
+        need(p.clipping in ("server", "client"), "privacy.clipping: 'server' or 'client'")
+        need(0 <= p.target_clipped_quantile <= 1, "privacy.target_clipped_quantile: in [0, 1]")
+        need(p.clip_norm_lr > 0, "privacy.clip_norm_lr must be > 0")
+        need(
+            p.clipped_count_stddev is None or p.clipped_count_stddev > 0,
+            "privacy.clipped_count_stddev must be > 0",
+        )
+        if p.dp == "none":
+            need(
+                p.epsilon is None and p.noise_multiplier is None,
+                "privacy.epsilon / privacy.noise_multiplier need privacy.dp (central-fixed, "
+                "central-adaptive or local)",
+            )
+        else:
+            need(
+                self.paradigm == "federated",
+                f"privacy.dp={p.dp!r} is client-level DP of a federation: use paradigm='federated'",
+            )
+            need(
+                (p.epsilon is None) != (p.noise_multiplier is None),
+                f"privacy.dp={p.dp!r}: set exactly one of privacy.epsilon (a target for the "
+                "run) and privacy.noise_multiplier",
+            )
+            need(p.epsilon is None or p.epsilon > 0, "privacy.epsilon must be > 0")
+            need(
+                p.noise_multiplier is None or p.noise_multiplier > 0,
+                "privacy.noise_multiplier must be > 0",
+            )
+            need(
+                self.federation.strategy in DP_STRATEGIES,
+                f"privacy.dp needs an averaging strategy {DP_STRATEGIES}, not "
+                f"federation.strategy={self.federation.strategy!r} (its noise is calibrated "
+                "to one client's share of an average)",
+            )
+            need(
+                p.dp != "local" or p.clipping == "server",
+                "privacy.clipping applies to the central modes (local DP always clips on the "
+                "client)",
+            )
+        if p.secure_aggregation:
+            need(
+                self.paradigm == "federated",
+                "privacy.secure_aggregation needs paradigm='federated'",
+            )
+            need(
+                p.dp == "none",
+                "privacy.secure_aggregation with privacy.dp is not supported yet: run one of them",
+            )
+            need(
+                self.federation.strategy == "fedavg",
+                "privacy.secure_aggregation aggregates a weighted sum: use "
+                "federation.strategy='fedavg'",
+            )
+            need(p.secagg_num_shares > 0, "privacy.secagg_num_shares must be > 0")
+            need(p.secagg_threshold > 0, "privacy.secagg_threshold must be > 0")
+            need(p.secagg_clipping_range > 0, "privacy.secagg_clipping_range must be > 0")
 
     def check_prompt_room(self, max_positions: int) -> None:
         """Fail when the virtual prompt leaves no room for text in the model's positions."""

@@ -163,8 +163,12 @@ def _federations(
 ) -> dict[str, Federation]:
     if grid is not None and cfg.paradigm != "federated":
         raise ConfigError(f"paradigm={cfg.paradigm!r} runs in-process only, not on a Flower grid")
+    from fedlingua.privacy import dp
+    from fedlingua.privacy.payload import payload_log_mods
+
     lr = cfg.train.lr or bench.method.default_lr
     init = bench.get_state()
+    z = dp.noise_multiplier(cfg)
     feds = {}
     for name, sites in _sites(cfg, prep).items():
         if grid is None:
@@ -172,7 +176,8 @@ def _federations(
                 i + 1: partial(handle_train, bench, site, on_step=on_step)
                 for i, site in enumerate(sites)
             }
-            fed_grid = InProcessGrid(handlers)
+            # the mods a Flower ClientApp applies: payload log (outermost), DP
+            fed_grid = InProcessGrid(handlers, mods=payload_log_mods() + dp.client_mods(cfg))
             names = {i + 1: s.client_id for i, s in enumerate(sites)}
         else:  # Flower's grid (the ServerApp): its SuperNodes play the clients
             fed_grid, names = grid, dict(node_names or {})
@@ -184,13 +189,14 @@ def _federations(
             base_config["client-dropout"] = 0.0
         feds[name] = Federation(
             name,
-            make_strategy(fed_cfg, len(sites)),
+            make_strategy(fed_cfg, len(sites), cfg.privacy, z),
             fed_grid,
             {k: v.clone() for k, v in init.items()},
             lambda rnd, c=base_config: ConfigRecord(dict(c)),
             seed=cfg.seed,
             node_names=names,
             measure=cfg.paradigm == "federated",
+            seed_noise=cfg.privacy.dp.startswith("central") and cfg.privacy.seeded_noise,
         )
     return feds
 
@@ -407,6 +413,8 @@ def _results(cfg, bench, prep, feds, history, best, wall_s) -> dict:
         low_resource=cfg.data.low_resource,
         zero_shot=[x for x in prep.eval_languages if x not in train_sizes],
     )
+    from fedlingua.privacy.dp import account
+
     outcomes = [o for h in history for o in h["federations"].values()]
     up = sum(sum(o["bytes_up"].values()) for o in outcomes)
     down = sum(sum(o["bytes_down"].values()) for o in outcomes)
@@ -434,6 +442,7 @@ def _results(cfg, bench, prep, feds, history, best, wall_s) -> dict:
             "measured_from": "serialized Flower RecordDict payloads"
             if cfg.paradigm == "federated"
             else "nothing travels (local training)",
+        "privacy": account(cfg, history),
         },
         "failures": {
             str(h["round"]): {
@@ -477,6 +486,15 @@ def _report(cfg: RunConfig, results: dict) -> str:
     ]
     if results["failures"]:
         lines += ["failed clients per round: " + str(results["failures"]), ""]
+    if results.get("privacy"):
+        priv = results["privacy"]
+        lines += [
+            f"differential privacy ({priv['dp']}, {priv['clipping']} clipping): "
+            f"epsilon {priv['epsilon']:.3g} at delta {priv['delta']:g} for "
+            f"{priv['privacy_unit']}; noise multiplier {priv['noise_multiplier']:.4g}, "
+            f"clipping norm {priv['clipping_norm']:g}, {priv['releases']} release(s)",
+            "",
+        ]
     return "\n".join(lines)
 
 

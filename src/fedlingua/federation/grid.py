@@ -6,14 +6,19 @@ simply calls each addressed client's handler in this process. All simulated
 clients share the one workbench (frozen backbone) of the process. A handler
 that raises becomes an error reply, exactly as a failing ClientApp does under
 Flower, and the strategy aggregates what arrived.
+
+`mods` are Flower client mods (differential privacy, SecAgg+, payload logging)
+applied around every handler exactly as a ClientApp applies them, each node with
+its own persistent `Context` (its `node_config` carries the node's partition id,
+as under Flower).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
-from flwr.app import Error, Message, RecordDict
+from flwr.app import Context, Error, Message, RecordDict
 from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
@@ -25,8 +30,27 @@ Handler = Callable[[RecordDict], RecordDict]
 class InProcessGrid(Grid):
     """Nodes 1..N, each a local handler; messages are delivered by direct calls."""
 
-    def __init__(self, handlers: dict[int, Handler]) -> None:
+    def __init__(self, handlers: dict[int, Handler], mods: Sequence = ()) -> None:
+        from fedlingua.privacy.dp import compose
+
         self._handlers = dict(handlers)
+        self._contexts = {
+            node: Context(
+                run_id=0,
+                node_id=node,
+                node_config={"partition-id": i, "num-partitions": len(self._handlers)},
+                state=RecordDict(),
+                run_config={},
+            )
+            for i, node in enumerate(self._handlers)
+        }
+        self._apps = {
+            node: compose(
+                mods,
+                lambda msg, ctx, h=handler: Message(h(msg.content), reply_to=msg),
+            )
+            for node, handler in self._handlers.items()
+        }
         self._run = Run.create_empty(run_id=0)
         # This process plays the SuperLink's part: Flower messages need a run identity.
         for attr in ("run_id", "node_id", "task_id"):
@@ -69,7 +93,7 @@ class InProcessGrid(Grid):
         node = msg.metadata.dst_node_id
         start = time.perf_counter()
         try:
-            reply = Message(self._handlers[node](msg.content), reply_to=msg)
+            reply = self._apps[node](msg, self._contexts[node])
         except Exception as exc:  # a failing client becomes an error reply, as under Flower
             error = Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(exc).__name__}: {exc}")
             reply = Message(error, reply_to=msg)

@@ -3,7 +3,9 @@
 `Federation.step` samples clients, sends the global trainable tensors,
 collects replies through the grid (in-process or Flower's), rejects malformed
 tensors, aggregates with the Flower strategy and measures every payload. A
-round in which no client replied keeps the previous global state. The same
+round in which no client replied keeps the previous global state. It also
+records the L2 norm of every client's update (what a DP clipping norm is chosen
+against) and, under a DP wrapper, the clipping norm the round used. The same
 object runs inside the in-process simulation and inside the Flower ServerApp.
 """
 
@@ -31,6 +33,7 @@ from fedlingua.federation.payload import (
     state_to_record,
 )
 from fedlingua.federation.strategies import restore_strategy_state, strategy_state
+from fedlingua.privacy.dp import current_clipping_norm
 from fedlingua.runtime import derive_seed
 
 State = dict[str, torch.Tensor]
@@ -47,6 +50,8 @@ class RoundOutcome:
     bytes_down: dict[str, int] = field(default_factory=dict)
     bytes_up: dict[str, int] = field(default_factory=dict)
     client_compute_s: dict[str, float] = field(default_factory=dict)
+    update_norm: dict[str, float] = field(default_factory=dict)
+    clipping_norm: float | None = None
     num_examples: int = 0
     train_loss: float | None = None
     updated: bool = False
@@ -54,6 +59,12 @@ class RoundOutcome:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _distance(a: State, b: State) -> float:
+    """L2 norm of a - b over all tensors (a client's update)."""
+    total = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in b)
+    return total**0.5
 
 
 class Federation:
@@ -71,6 +82,7 @@ class Federation:
         node_names: dict[int, str] | None = None,
         timeout: float | None = None,
         measure: bool = True,
+        seed_noise: bool = False,
     ) -> None:
         self.name = name
         self.strategy = strategy
@@ -81,6 +93,7 @@ class Federation:
         self.node_names = node_names or {}
         self.timeout = timeout
         self.measure = measure
+        self.seed_noise = seed_noise  # seed numpy's global RNG per round (DP noise)
         self.expected = {k: tuple(v.shape) for k, v in state.items()}
 
     def _who(self, node: int, reply: Message | None = None) -> str:
@@ -94,6 +107,8 @@ class Federation:
         # Client sampling uses Python's `random`; seeding it per round makes a resumed
         # run sample exactly the clients an uninterrupted run would.
         random.seed(derive_seed("sample", self.seed, self.name, server_round))
+        if self.seed_noise:  # Flower's DP wrappers draw their noise from np.random
+            np.random.seed(derive_seed("server-noise", self.seed, self.name, server_round))
         arrays = state_to_record(self.state)
         messages = list(
             self.strategy.configure_train(
@@ -122,7 +137,8 @@ class Federation:
                 continue
             out.bytes_up[who] = payload_bytes(reply.content) if self.measure else 0
             try:
-                check_state(record_to_state(reply.content[ARRAYS_KEY]), self.expected)
+                received = record_to_state(reply.content[ARRAYS_KEY])
+                check_state(received, self.expected)
                 examples = reply.content[METRICS_KEY]["num-examples"]
                 if not examples or examples <= 0:
                     raise PayloadError("num-examples must be a positive count")
@@ -134,7 +150,9 @@ class Federation:
             metrics = reply.content[METRICS_KEY]
             out.client_compute_s[who] = float(metrics.get("compute-s", 0.0))
             out.num_examples += int(metrics["num-examples"])
+            out.update_norm[who] = _distance(received, self.state)
         out.sampled = sorted(set(out.bytes_down))
+        out.clipping_norm = current_clipping_norm(self.strategy)
         if valid:
             agg_arrays, agg_metrics = self.strategy.aggregate_train(server_round, valid)
             if agg_arrays is not None:

@@ -9,6 +9,10 @@ torch thread: several clients share the machine's cores.
 A handler that raises replies with an error message whose reason is
 "<exception type>: <message>", as the in-process grid does, so a simulated
 client dropout or a config mismatch reads the same in metrics.jsonl under both.
+
+The handlers run inside the same client mods the in-process grid applies: the
+payload log (`FEDLINGUA_PAYLOAD_LOG`, outermost: it records what leaves) and the
+differential-privacy mods `privacy.dp` asks for (`fedlingua.privacy.dp.client_mods`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from flwr.common.constant import ErrorCode
 
 from fedlingua.federation.client import ClientDropout, ClientSite, handle_train
 from fedlingua.flower_app.task import ClientTask, client_task, identity, load_run_config
+from fedlingua.privacy.dp import client_mods, compose
+from fedlingua.privacy.payload import payload_log_mods
 from fedlingua.runtime import configure_threads
 
 app = ClientApp()
@@ -46,13 +52,34 @@ def _reply(msg: Message, work: Callable[[], RecordDict]) -> Message:
 
 @app.query()
 def query(msg: Message, context: Context) -> Message:
-    return _reply(msg, lambda: identity(_site(context)[1]))
+    return _logged(lambda m, c: _reply(m, lambda: identity(_site(c)[1])))(msg, context)
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    def work() -> RecordDict:
-        task, site = _site(context)
-        return handle_train(task.bench, site, msg.content)
+    def handler(m: Message, c: Context) -> Message:
+        def work() -> RecordDict:
+            task, site = _site(c)
+            return handle_train(task.bench, site, m.content)
 
-    return _reply(msg, work)
+        return _reply(m, work)
+
+    def with_mods(m: Message, c: Context) -> Message:
+        mods = client_mods(load_run_config(c.run_config))
+        return _reply_from(m, lambda: compose(mods, handler)(m, c))
+
+    return _logged(with_mods)(msg, context)
+
+
+def _reply_from(msg: Message, call: Callable[[], Message]) -> Message:
+    """`call()`'s reply, or the error reply a failing mod earns (as in the in-process grid)."""
+    try:
+        return call()
+    except Exception as exc:
+        traceback.print_exc()
+        reason = f"{type(exc).__name__}: {exc}"
+        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=msg)
+
+
+def _logged(app_fn: Callable[[Message, Context], Message]) -> Callable[[Message, Context], Message]:
+    return compose(payload_log_mods(), app_fn)
