@@ -1,4 +1,4 @@
-"""Command line: `fedlingua run | compare | evaluate | data inspect | model prepare`.
+"""Command line: `fedlingua run | compare | evaluate | audit | data inspect | model prepare`.
 
 Overrides are dotted `key=value` pairs applied on top of the TOML config, e.g.
 `fedlingua run federation.rounds=3 method.name=lora data.source=sib200`.
@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="reload a run's saved tensors and score them on test")
     e.add_argument("run_dir")
     e.add_argument("--which", choices=("final", "best"), default="final")
+
+    a = sub.add_parser(
+        "audit",
+        help="membership-inference leakage audit of a run's final model(s) (writes audit.json)",
+    )
+    a.add_argument("run_dir")
+    a.add_argument("--which", choices=("final", "best"), default="final")
+    a.add_argument("--bootstrap", type=int, default=1000, help="resamples for the AUC interval")
 
     d = sub.add_parser("data", help="data utilities")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -85,6 +93,12 @@ def _cmd_evaluate(args) -> None:
         print(f"{lang}\taccuracy {100 * s['accuracy']:.1f}\tmacro-F1 {100 * s['macro_f1']:.1f}")
 
 
+def _cmd_audit(args) -> None:
+    from fedlingua.privacy.audit import audit_run
+
+    audit_run(args.run_dir, which=args.which, bootstrap=args.bootstrap)
+
+
 def _cmd_data(args) -> None:
     from fedlingua.data import format_summary, load_dataset, summarize
 
@@ -129,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": _cmd_run,
         "compare": _cmd_compare,
         "evaluate": _cmd_evaluate,
+        "audit": _cmd_audit,
         "data": _cmd_data,
         "model": _cmd_model,
     }
