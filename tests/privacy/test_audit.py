@@ -142,4 +142,3 @@ def test_cli_audit_writes_audit_json_and_rejects_a_non_run_folder(tmp_path, tiny
     assert "overall: AUC" in capsys.readouterr().out
     assert main(["audit", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
-

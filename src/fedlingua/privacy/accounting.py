@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-
 _SQRT2 = math.sqrt(2.0)
 DEFAULT_ORDERS: tuple[float, ...] = tuple(
     [1 + x / 10 for x in range(1, 100)] + list(range(11, 64)) + [64, 80, 96, 128, 256, 512]

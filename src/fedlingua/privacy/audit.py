@@ -137,7 +137,9 @@ def split_members(prep, seed: int) -> dict[str, tuple[list[Example], list[Exampl
     """lang -> (members, label-matched non-members, provenance counts)."""
     ds = prep.dataset
     langs = list(dict.fromkeys(c.lang for c in prep.clients))
-    members = {lang: [ex for c in prep.clients if c.lang == lang for ex in c.train] for lang in langs}
+    members = {
+        lang: [ex for c in prep.clients if c.lang == lang for ex in c.train] for lang in langs
+    }
     used: set[int] = set()
     for lang in langs:
         used |= _positions(ds.split(lang, "train"), members[lang])
@@ -172,7 +174,9 @@ def split_members(prep, seed: int) -> dict[str, tuple[list[Example], list[Exampl
 
 # ---- per-example losses ----------------------------------------------------------------------
 @torch.no_grad()
-def example_losses(bench: Workbench, state: State, data: EncodedSplit, batch_size: int) -> np.ndarray:
+def example_losses(
+    bench: Workbench, state: State, data: EncodedSplit, batch_size: int
+) -> np.ndarray:
     """Cross-entropy of every row of `data` under `state` (eval mode), in row order."""
     bench.set_state(state)
     model = bench.model

@@ -162,7 +162,9 @@ def audit_log(
         if path.name.endswith(".error.json"):
             out.errors += 1
             reason = json.loads(path.read_text())["reason"].encode()
-            problems = [f"error reason holds training text {t[:40]!r}" for t in texts if t in reason]
+            problems = [
+                f"error reason holds training text {t[:40]!r}" for t in texts if t in reason
+            ]
         else:
             out.replies += 1
             content = deserialize(path.read_bytes())
