@@ -108,7 +108,7 @@ def restore_strategy_state(strategy: Strategy, flat: dict[str, np.ndarray]) -> N
 
     if isinstance(strategy, DP_WRAPPERS):
         if _CLIP_KEY in flat:
-            strategy.clipping_norm = float(flat[_CLIP_KEY])
+            strategy.clipping_norm = float(np.asarray(flat[_CLIP_KEY]).reshape(-1)[0])
         restore_strategy_state(strategy.strategy, {k: v for k, v in flat.items() if k != _CLIP_KEY})
         return
     for attr in _STATE_ATTRS:
