@@ -45,10 +45,7 @@ class InProcessGrid(Grid):
             for i, node in enumerate(self._handlers)
         }
         self._apps = {
-            node: compose(
-                mods,
-                lambda msg, ctx, h=handler: Message(h(msg.content), reply_to=msg),
-            )
+            node: compose(mods, lambda msg, ctx, h=handler: _call(h, msg))
             for node, handler in self._handlers.items()
         }
         self._run = Run.create_empty(run_id=0)
@@ -94,8 +91,21 @@ class InProcessGrid(Grid):
         start = time.perf_counter()
         try:
             reply = self._apps[node](msg, self._contexts[node])
-        except Exception as exc:  # a failing client becomes an error reply, as under Flower
-            error = Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(exc).__name__}: {exc}")
-            reply = Message(error, reply_to=msg)
+        except Exception as exc:  # a failing mod: an error reply too
+            reply = _error_reply(msg, exc)
         self.client_seconds[node] = time.perf_counter() - start
         return reply
+
+
+def _error_reply(msg: Message, exc: Exception) -> Message:
+    error = Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(exc).__name__}: {exc}")
+    return Message(error, reply_to=msg)
+
+
+def _call(handler: Handler, msg: Message) -> Message:
+    """The handler's reply; a failing client becomes an error reply, as under Flower (where
+    the ClientApp builds it inside its handler, so client mods see error replies too)."""
+    try:
+        return Message(handler(msg.content), reply_to=msg)
+    except Exception as exc:
+        return _error_reply(msg, exc)
