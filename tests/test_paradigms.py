@@ -170,3 +170,35 @@ def test_zero_shot_and_low_resource_groups_are_averaged(tmp_path, tiny_backbone,
     assert avg["client_average"] == pytest.approx(
         (langs["fr"]["accuracy"] + langs["sw"]["accuracy"]) / 2
     )
+
+
+def test_bf16_autocast_trains_with_fp32_trainable_state(tmp_path, tiny_backbone, tiny_config):
+    cfg = tiny_config(tmp_path, federation__rounds=3, train__lr=1e-2, train__local_epochs=2)
+    cfg.model.precision = "bf16"
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    assert results["precision"] == "bf16"
+    losses = _losses(tmp_path / results["run_dir"].split("/")[-1])
+    assert losses[-1] < losses[0], losses
+    state = load_final_states(results["run_dir"])["global"]
+    assert all(t.dtype == torch.float32 for t in state.values())
+
+
+def test_compare_runs_rows_once_and_refuses_a_changed_config(tmp_path, tiny_backbone, tiny_config):
+    from fedlingua.compare import compare
+    from fedlingua.config import ConfigError
+    from fedlingua.models import load_backbone
+
+    cfg = tiny_config(tmp_path, name="cmp", federation__rounds=1)
+    cfg.model.name = "tiny"
+    logs: list[str] = []
+    rows, table = compare(cfg, ["federated:prompt-encoder", "monolingual:lora"], log=logs.append)
+    assert [r["paradigm"] for r in rows] == ["federated", "monolingual"]
+    assert "| federated prompt-encoder |" in table and "0 (local)" in table
+    assert (tmp_path / "cmp" / "compare.md").exists()
+    again, _ = compare(cfg, ["federated:prompt-encoder"], log=logs.append)
+    assert again[0]["languages"] == rows[0]["languages"]
+    assert any("already done" in line for line in logs)
+    cfg.federation.rounds = 2
+    with pytest.raises(ConfigError, match="different config"):
+        compare(cfg, ["federated:prompt-encoder"], log=logs.append)
+    assert load_backbone("tiny") is not None

@@ -57,6 +57,11 @@ def compare(
         row_cfg.output_dir, row_cfg.name = str(folder), f"{paradigm}-{method}"
         row_cfg.validate()
         rundir = RunDir(folder / row_cfg.name)
+        if rundir.config_path.exists() and rundir.config_path.read_text() != row_cfg.to_toml():
+            raise ConfigError(
+                f"{rundir.path} holds a run with a different config: choose another "
+                "name (or output_dir) for this comparison, or delete that folder"
+            )
         done = rundir.results()
         if done is not None:
             log(f"== {paradigm} {method}: already done, read from {rundir.path}")

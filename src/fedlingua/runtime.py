@@ -14,7 +14,9 @@ import logging
 import os
 import platform
 import sys
+import time
 from collections.abc import Iterator
+from functools import cache
 from importlib import metadata
 
 import torch
@@ -75,3 +77,29 @@ def flower_log_level(level: int) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(old)
+
+
+@cache
+def bf16_speedup(n: int = 768, repeats: int = 3) -> float:
+    """How much faster a bf16 matrix product is than fp32 on this CPU (measured once)."""
+
+    def best(dtype: torch.dtype) -> float:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best(torch.float32) / best(torch.bfloat16)
+
+
+def resolve_precision(precision: str) -> str:
+    """'auto' becomes 'bf16' where this CPU multiplies bf16 clearly faster (AVX-512 BF16/AMX),
+    else 'fp32'. bf16 autocast covers the frozen backbone; trainable tensors, optimizer state,
+    pooling and the loss stay fp32 (see benchmarks/results/precision_guard.md)."""
+    if precision != "auto":
+        return precision
+    return "bf16" if bf16_speedup() >= 1.5 else "fp32"

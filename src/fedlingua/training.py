@@ -31,6 +31,7 @@ from fedlingua.methods import (
     trainable_names,
 )
 from fedlingua.models import Backbone, SequenceClassifier
+from fedlingua.runtime import resolve_precision
 
 State = dict[str, torch.Tensor]
 
@@ -82,7 +83,7 @@ def build_workbench(
         method=method,
         names=names,
         pad_id=int(backbone.tokenizer.pad_token_id),
-        precision=cfg.model.precision,
+        precision=resolve_precision(cfg.model.precision),
         params=count_parameters(model),
     )
 

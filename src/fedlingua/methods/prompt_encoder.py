@@ -17,7 +17,7 @@ from fedlingua.methods.base import Method
 
 class PromptEncoderMethod(Method):
     name = "prompt-encoder"
-    default_lr = 3e-3
+    default_lr = 1e-2
 
     @property
     def virtual_tokens(self) -> int:  # type: ignore[override]

@@ -1,0 +1,119 @@
+"""Accuracy guard for bf16: the same SIB-200 federated prompt-encoder run in fp32 and in bf16.
+
+bf16 autocast covers the frozen backbone's forward/backward; trainable tensors, the
+optimizer state, pooling and the loss stay fp32. The guard passes when the average
+per-language test accuracy of the bf16 run is within 0.5 points of the fp32 run.
+
+Usage:  .venv/bin/python benchmarks/precision_guard.py
+Writes benchmarks/results/precision_guard.md and .json. Needs ../shared/data (SIB-200).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fedlingua.config import RunConfig
+from fedlingua.data import default_data_root
+from fedlingua.models import load_backbone
+from fedlingua.paradigms import prepare, run
+from fedlingua.runtime import environment
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LANGS = [
+    "eng_Latn",
+    "fra_Latn",
+    "hau_Latn",
+    "yor_Latn",
+    "amh_Ethi",
+    "lug_Latn",
+    "sna_Latn",
+    "zho_Hans",
+]
+OVERRIDES = [
+    "data.source=sib200",
+    f"data.languages={json.dumps(LANGS)}",
+    "data.max_train_per_client=128",
+    "data.max_length=64",
+    "federation.rounds=4",
+    "train.batch_size=32",
+    "progress=false",
+]
+
+
+def main() -> None:
+    if default_data_root() is None:
+        sys.exit("needs ../shared/data (SIB-200); set FEDLINGUA_DATA_ROOT")
+    backbone = load_backbone("e5-small")
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = RunConfig.load(None, [*OVERRIDES, f"output_dir={json.dumps(tmp)}"])
+        prep = prepare(base, backbone=backbone, virtual_tokens=base.method.num_virtual_tokens)
+        for precision in ("fp32", "bf16"):
+            cfg = RunConfig.load(
+                None,
+                [
+                    *OVERRIDES,
+                    f"output_dir={json.dumps(tmp)}",
+                    f"model.precision={precision}",
+                    f"name={precision}",
+                ],
+            )
+            t0 = time.perf_counter()
+            res = run(cfg, prepared=prep, log=lambda s: None)
+            out[precision] = {
+                "languages": {k: v["accuracy"] for k, v in res["languages"].items()},
+                "average": res["averages"]["average"],
+                "train_s": res["time"]["train_s"],
+                "wall_s": time.perf_counter() - t0,
+            }
+            print(precision, out[precision], flush=True)
+    diff = 100 * (out["bf16"]["average"] - out["fp32"]["average"])
+    passed = abs(diff) <= 0.5
+    command = "python benchmarks/precision_guard.py"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "precision_guard.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "overrides": OVERRIDES,
+                "runs": out,
+                "difference_points": diff,
+                "passed": passed,
+                "environment": environment(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    lines = [
+        "# bf16 accuracy guard (SIB-200, federated prompt-encoder)",
+        "",
+        f"Command: `{command}`; settings: {', '.join(OVERRIDES)}; seed 0; e5-small.",
+        "",
+        "| language | fp32 accuracy | bf16 accuracy |",
+        "|---|---:|---:|",
+    ]
+    for lang in out["fp32"]["languages"]:
+        lines.append(
+            f"| {lang} | {100 * out['fp32']['languages'][lang]:.1f} | "
+            f"{100 * out['bf16']['languages'][lang]:.1f} |"
+        )
+    lines += [
+        f"| **average** | {100 * out['fp32']['average']:.2f} | "
+        f"{100 * out['bf16']['average']:.2f} |",
+        "",
+        f"Difference bf16 - fp32: {diff:+.2f} points -> guard (|diff| <= 0.5) "
+        f"{'PASSED' if passed else 'FAILED'}. Training time: fp32 {out['fp32']['train_s']:.0f} s, "
+        f"bf16 {out['bf16']['train_s']:.0f} s "
+        f"({out['fp32']['train_s'] / out['bf16']['train_s']:.2f}x).",
+    ]
+    (RESULTS / "precision_guard.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
