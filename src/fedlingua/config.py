@@ -106,6 +106,17 @@ class FederationConfig:
     server_lr: float = _help("FedAdam / FedYogi server learning rate", 0.01)
     trim_beta: float = _help("FedTrimmedAvg fraction cut from each end", 0.2)
     client_dropout: float = _help("probability a selected client fails in a round", 0.0)
+    min_clients: int = _help(
+        "quorum: a round starts only with at least this many clients connected and "
+        "aggregates only with at least this many valid replies; below it the round is "
+        "skipped (global state kept, the skip recorded)",
+        1,
+    )
+    round_timeout: float | None = _help(
+        "seconds the server waits for the clients' replies in a round (Flower deployment); "
+        "a client that has not replied by then counts as failed (default: no limit)",
+        None,
+    )
 
 
 @dataclass
@@ -194,6 +205,11 @@ class RunConfig:
         need(0 < fed.fraction <= 1, f"federation.fraction={fed.fraction}: must be in (0, 1]")
         need(0 <= fed.client_dropout < 1, "federation.client_dropout must be in [0, 1)")
         need(0 <= fed.trim_beta < 0.5, "federation.trim_beta must be in [0, 0.5)")
+        need(fed.min_clients >= 1, "federation.min_clients must be >= 1")
+        need(
+            fed.round_timeout is None or fed.round_timeout > 0,
+            "federation.round_timeout must be > 0 seconds (leave it unset for no limit)",
+        )
         need(self.train.local_epochs >= 1, "train.local_epochs must be >= 1")
         need(self.train.batch_size >= 1, "train.batch_size must be >= 1")
         need(self.train.lr is None or self.train.lr > 0, "train.lr must be > 0")

@@ -163,6 +163,11 @@ def _federations(
 ) -> dict[str, Federation]:
     if grid is not None and cfg.paradigm != "federated":
         raise ConfigError(f"paradigm={cfg.paradigm!r} runs in-process only, not on a Flower grid")
+    if cfg.paradigm == "federated" and cfg.federation.min_clients > len(prep.clients):
+        raise ConfigError(
+            f"federation.min_clients={cfg.federation.min_clients} but the config makes only "
+            f"{len(prep.clients)} clients: no round could ever aggregate"
+        )
     from fedlingua.privacy import dp
     from fedlingua.privacy.payload import payload_log_mods
 
@@ -195,6 +200,8 @@ def _federations(
             lambda rnd, c=base_config: ConfigRecord(dict(c)),
             seed=cfg.seed,
             node_names=names,
+            timeout=fed_cfg.round_timeout,
+            min_clients=fed_cfg.min_clients,
             measure=cfg.paradigm == "federated",
             seed_noise=cfg.privacy.dp.startswith("central") and cfg.privacy.seeded_noise,
         )
@@ -385,6 +392,9 @@ def _round_line(record: dict) -> str:
         parts.append(f"test accuracy (mean over languages) {100 * sum(acc) / len(acc):.1f}")
     if failed:
         parts.append(f"{failed} client(s) failed")
+    skipped = [o["skipped"] for o in record["federations"].values() if o.get("skipped")]
+    if skipped:
+        parts.append("round skipped (" + "; ".join(skipped) + ")")
     parts.append(f"{record['time']['train_s']:.1f}s train")
     return " | ".join(parts)
 
@@ -443,6 +453,13 @@ def _results(cfg, bench, prep, feds, history, best, wall_s) -> dict:
             if cfg.paradigm == "federated"
             else "nothing travels (local training)",
         "privacy": account(cfg, history),
+        },
+        "skipped_rounds": {
+            str(h["round"]): "; ".join(
+                o["skipped"] for o in h["federations"].values() if o.get("skipped")
+            )
+            for h in history
+            if any(o.get("skipped") for o in h["federations"].values())
         },
         "failures": {
             str(h["round"]): {

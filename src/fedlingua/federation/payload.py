@@ -3,7 +3,8 @@
 Communication is measured from the serialized payload (the protobuf bytes of
 the message content Flower sends), never estimated from shapes. Received
 tensors are checked against the expected names, shapes and finiteness before
-they touch a model; arrays are decoded with numpy's pickle-free loader.
+they touch a model; arrays are decoded with numpy's pickle-free loader
+(`allow_pickle=False`), and data it cannot decode is a `PayloadError`, never a crash.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def record_to_state(
     record: ArrayRecord, expected: Mapping[str, tuple[int, ...]] | None = None
 ) -> dict[str, torch.Tensor]:
     """Decode an ArrayRecord; with `expected` (name -> shape) reject anything else."""
-    state = {k: torch.from_numpy(np.array(a.numpy(), copy=True)) for k, a in record.items()}
+    try:
+        state = {k: torch.from_numpy(np.array(a.numpy(), copy=True)) for k, a in record.items()}
+    except Exception as exc:  # bytes from a peer that numpy cannot (or must not) decode
+        raise PayloadError(f"undecodable tensor data: {type(exc).__name__}: {exc}") from exc
     if expected is not None:
         check_state(state, expected)
     return state

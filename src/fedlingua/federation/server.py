@@ -11,6 +11,7 @@ object runs inside the in-process simulation and inside the Flower ServerApp.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from fedlingua.privacy.dp import current_clipping_norm
 from fedlingua.runtime import derive_seed
 
 State = dict[str, torch.Tensor]
+log = logging.getLogger("fedlingua.federation")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class RoundOutcome:
     num_examples: int = 0
     train_loss: float | None = None
     updated: bool = False
+    skipped: str | None = None  # why the round did not aggregate (quorum not met)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -81,6 +84,8 @@ class Federation:
         seed: int,
         node_names: dict[int, str] | None = None,
         timeout: float | None = None,
+        min_clients: int = 1,
+        poll_s: float = 0.5,
         measure: bool = True,
         seed_noise: bool = False,
     ) -> None:
@@ -92,6 +97,8 @@ class Federation:
         self.seed = seed
         self.node_names = node_names or {}
         self.timeout = timeout
+        self.min_clients = max(1, int(min_clients))
+        self.poll_s = poll_s
         self.measure = measure
         self.seed_noise = seed_noise  # seed numpy's global RNG per round (DP noise)
         self.expected = {k: tuple(v.shape) for k, v in state.items()}
@@ -109,6 +116,15 @@ class Federation:
         random.seed(derive_seed("sample", self.seed, self.name, server_round))
         if self.seed_noise:  # Flower's DP wrappers draw their noise from np.random
             np.random.seed(derive_seed("server-noise", self.seed, self.name, server_round))
+        connected = len(list(self.grid.get_node_ids()))
+        if connected < self.min_clients:
+            out.skipped = (
+                f"quorum not met: {connected} client(s) connected, "
+                f"federation.min_clients={self.min_clients}"
+            )
+            log.warning("%s round %d skipped: %s", self.name, server_round, out.skipped)
+            out.seconds = time.perf_counter() - start
+            return out
         arrays = state_to_record(self.state)
         messages = list(
             self.strategy.configure_train(
@@ -122,7 +138,7 @@ class Federation:
             if self.measure:
                 sizes.setdefault(content_id, payload_bytes(msg.content))
             out.bytes_down[self._who(node)] = sizes.get(content_id, 0)
-        replies = list(self.grid.send_and_receive(messages, timeout=self.timeout))
+        replies = self._exchange(messages)
         answered = {r.metadata.src_node_id for r in replies}
         for msg in messages:
             node = msg.metadata.dst_node_id
@@ -142,8 +158,11 @@ class Federation:
                 examples = reply.content[METRICS_KEY]["num-examples"]
                 if not examples or examples <= 0:
                     raise PayloadError("num-examples must be a positive count")
-            except (KeyError, PayloadError) as exc:
+            except (KeyError, TypeError, ValueError, PayloadError) as exc:
                 out.failed[who] = f"rejected reply: {exc}"
+                log.warning(
+                    "%s round %d: rejected reply from %s: %s", self.name, server_round, who, exc
+                )
                 continue
             valid.append(reply)
             out.succeeded.append(who)
@@ -153,7 +172,13 @@ class Federation:
             out.update_norm[who] = _distance(received, self.state)
         out.sampled = sorted(set(out.bytes_down))
         out.clipping_norm = current_clipping_norm(self.strategy)
-        if valid:
+        if len(valid) < self.min_clients:
+            out.skipped = (
+                f"quorum not met: {len(valid)} valid repl{'y' if len(valid) == 1 else 'ies'}, "
+                f"federation.min_clients={self.min_clients}"
+            )
+            log.warning("%s round %d skipped: %s", self.name, server_round, out.skipped)
+        else:
             agg_arrays, agg_metrics = self.strategy.aggregate_train(server_round, valid)
             if agg_arrays is not None:
                 new = record_to_state(agg_arrays, self.expected)
@@ -163,6 +188,29 @@ class Federation:
                 out.train_loss = float(agg_metrics["train-loss"])
         out.seconds = time.perf_counter() - start
         return out
+
+    def _exchange(self, messages: list[Message]) -> list[Message]:
+        """Send the round's messages; collect replies until all arrived or `timeout` passed.
+
+        On a Flower grid this polls every `poll_s` seconds (Flower's own `send_and_receive`
+        sleeps 3 s between polls, which every round would pay). The in-process grid
+        answers at once.
+        """
+        from fedlingua.federation.grid import InProcessGrid
+
+        if isinstance(self.grid, InProcessGrid):
+            return list(self.grid.send_and_receive(messages, timeout=self.timeout))
+        pending = {i for i in self.grid.push_messages(messages) if i}
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        replies: list[Message] = []
+        while pending:
+            got = list(self.grid.pull_messages(sorted(pending)))
+            replies += got
+            pending -= {m.metadata.reply_to_message_id for m in got}
+            if not pending or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(self.poll_s)
+        return replies
 
     # ---- checkpointing ----------------------------------------------------------------------
     def server_state(self) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
 from fedlingua.federation.client import ClientDropout, ClientSite, handle_train
+from fedlingua.flower_app.faults import fault_injection
 from fedlingua.flower_app.task import ClientTask, client_task, identity, load_run_config
 from fedlingua.privacy.dp import client_mods, compose
 from fedlingua.privacy.payload import payload_log_mods
@@ -55,7 +56,7 @@ def query(msg: Message, context: Context) -> Message:
     return _logged(lambda m, c: _reply(m, lambda: identity(_site(c)[1])))(msg, context)
 
 
-@app.train()
+@app.train(mods=[fault_injection])  # off unless the node's operator sets fedlingua-fault
 def train(msg: Message, context: Context) -> Message:
     def handler(m: Message, c: Context) -> Message:
         def work() -> RecordDict:

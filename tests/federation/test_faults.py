@@ -1,0 +1,219 @@
+"""Faults a server round survives, in-process: bad tensors, quorum, silent clients, bad configs.
+
+The same `Federation.step` runs under Flower (tests/deployment runs these faults on
+a loopback SuperLink + SuperNodes); here each fault is checked exactly and fast.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import pytest
+import torch
+from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+
+from fedlingua.config import ConfigError, FederationConfig, RunConfig
+from fedlingua.federation.grid import InProcessGrid
+from fedlingua.federation.payload import (
+    ARRAYS_KEY,
+    METRICS_KEY,
+    PayloadError,
+    record_to_state,
+    state_to_record,
+)
+from fedlingua.federation.server import Federation
+from fedlingua.federation.strategies import make_strategy
+from fedlingua.flower_app.faults import KINDS, corrupt, parse_fault
+
+INIT = {"w": torch.zeros(2, 3), "b": torch.zeros(3)}
+EXPECTED = {k: tuple(v.shape) for k, v in INIT.items()}
+
+
+def _reply(value: float, n: int = 10) -> RecordDict:
+    state = {"w": torch.full((2, 3), value), "b": torch.full((3,), value)}
+    return RecordDict(
+        {ARRAYS_KEY: state_to_record(state), METRICS_KEY: MetricRecord({"num-examples": n})}
+    )
+
+
+def _faulty(value: float, spec: str):
+    def handler(content):
+        reply = _reply(value)
+        reply[ARRAYS_KEY] = corrupt(reply[ARRAYS_KEY], spec)
+        return reply
+
+    return handler
+
+
+def _federation(handlers, grid=None, strategy="fedavg", **kw) -> Federation:
+    return Federation(
+        "global",
+        make_strategy(FederationConfig(strategy=strategy), len(handlers)),
+        grid or InProcessGrid(handlers),
+        {k: v.clone() for k, v in INIT.items()},
+        lambda rnd: ConfigRecord({"lr": 0.1}),
+        seed=0,
+        node_names={i: f"c{i}" for i in handlers},
+        **kw,
+    )
+
+
+# ---- bad tensors ----------------------------------------------------------------------------
+def test_every_fault_kind_parses_and_bad_specs_are_refused():
+    assert parse_fault("scale:100") == ("scale", 100.0)
+    assert parse_fault("random") == ("random", None)
+    for bad in ("explode", "scale", "scale:lots"):
+        with pytest.raises(ValueError, match="fedlingua-fault"):
+            parse_fault(bad)
+    assert set(KINDS) == {"scale", "random", "wrong-shape", "nan", "drop-tensor", "pickled"}
+
+
+def test_malformed_tensors_are_rejected_logged_and_the_round_goes_on(caplog):
+    handlers = {
+        1: lambda c: _reply(1.0),
+        2: lambda c: _reply(3.0),
+        3: _faulty(5.0, "wrong-shape"),
+        4: _faulty(5.0, "nan"),
+        5: _faulty(5.0, "drop-tensor"),
+        6: _faulty(5.0, "pickled"),
+    }
+    fed = _federation(handlers)
+    with caplog.at_level("WARNING", logger="fedlingua.federation"):
+        out = fed.step(1)
+    assert sorted(out.succeeded) == ["c1", "c2"] and out.updated and out.skipped is None
+    assert "shape" in out.failed["c3"]
+    assert "NaN" in out.failed["c4"]
+    assert "names differ" in out.failed["c5"]
+    # a pickled object array is refused undecoded (numpy's loader with allow_pickle=False)
+    assert "allow_pickle" in out.failed["c6"] and "undecodable" in out.failed["c6"]
+    assert torch.allclose(fed.state["w"], torch.full((2, 3), 2.0))
+    logged = " | ".join(r.getMessage() for r in caplog.records)
+    for i in (3, 4, 5, 6):
+        assert f"global round 1: rejected reply from c{i}: {out.failed[f'c{i}'][16:]}" in logged
+
+
+def test_decoding_never_unpickles():
+    record = corrupt(state_to_record(INIT), "pickled")
+    with pytest.raises(PayloadError, match="allow_pickle"):
+        record_to_state(record)
+
+
+def test_a_reply_with_a_garbage_example_count_is_rejected_not_a_crash():
+    bad = _reply(9.0)
+    bad[METRICS_KEY] = MetricRecord({"num-examples": -4})
+    fed = _federation({1: lambda c: _reply(1.0), 2: lambda c: bad})
+    out = fed.step(1)
+    assert out.succeeded == ["c1"] and "num-examples" in out.failed["c2"]
+
+
+# ---- quorum ---------------------------------------------------------------------------------
+def test_below_quorum_of_valid_replies_the_round_is_skipped_and_state_kept():
+    def crash(content):
+        raise RuntimeError("site down")
+
+    fed = _federation({1: lambda c: _reply(1.0), 2: crash, 3: _faulty(1.0, "nan")}, min_clients=2)
+    out = fed.step(1)
+    assert not out.updated and out.skipped.startswith("quorum not met: 1 valid reply")
+    assert torch.equal(fed.state["w"], INIT["w"])
+    fed.min_clients = 1  # the same replies with a lower quorum aggregate
+    assert fed.step(2).updated
+
+
+class _ShrinkingGrid(InProcessGrid):
+    """An in-process grid on which only the first `online` nodes are connected."""
+
+    def __init__(self, handlers, online: int) -> None:
+        super().__init__(handlers)
+        self.online = online
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self._handlers)[: self.online]
+
+
+def test_below_quorum_of_connected_clients_nothing_is_sent():
+    calls = []
+
+    def handler(content):
+        calls.append(1)
+        return _reply(1.0)
+
+    handlers = {1: handler, 2: handler, 3: handler}
+    grid = _ShrinkingGrid(handlers, online=1)
+    fed = _federation(handlers, grid=grid, min_clients=2)
+    out = fed.step(1)
+    assert out.skipped == "quorum not met: 1 client(s) connected, federation.min_clients=2"
+    assert not calls and not out.sampled and not out.updated
+    grid.online = 2  # two sites back: the round runs with them, no waiting for the third
+    out = fed.step(2)
+    assert out.updated and sorted(out.succeeded) == ["c1", "c2"] and len(calls) == 2
+
+
+# ---- a client that never answers ------------------------------------------------------------
+class _SilentNodeGrid(Grid):
+    """Replies arrive by polling, as on Flower's grid; node 3 never answers."""
+
+    def __init__(self, handlers) -> None:
+        self.inner = InProcessGrid(handlers)  # delivers a message to its handler
+        self.pushed: list[Message] = []
+        self.polls = 0
+
+    run = property(lambda self: self.inner.run)
+
+    def set_run(self, run) -> None:
+        self.inner.set_run(run)
+
+    def create_message(self, *args, **kwargs) -> Message:
+        return self.inner.create_message(*args, **kwargs)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.inner.get_node_ids()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        self.pushed = list(messages)
+        return [f"m{i}" for i in range(len(self.pushed))]
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        self.polls += 1
+        out = []
+        for mid in message_ids:
+            msg = self.pushed[int(mid[1:])]
+            if msg.metadata.dst_node_id != 3:
+                reply = self.inner._deliver(msg)
+                reply.metadata.__dict__["_reply_to_message_id"] = mid
+                out.append(reply)
+        return out
+
+    def send_and_receive(self, messages, *, timeout=None):
+        raise AssertionError("a polling grid is driven by push/pull, with the round timeout")
+
+
+def test_a_silent_client_fails_after_the_round_timeout_and_the_round_completes():
+    handlers = {1: lambda c: _reply(1.0), 2: lambda c: _reply(3.0), 3: lambda c: _reply(7.0)}
+    fed = _federation(handlers, grid=_SilentNodeGrid(handlers), timeout=0.6, poll_s=0.05)
+    start = time.perf_counter()
+    out = fed.step(1)
+    took = time.perf_counter() - start
+    assert 0.6 <= took < 5, took
+    assert sorted(out.succeeded) == ["c1", "c2"] and out.failed == {
+        "c3": "no reply before the timeout"
+    }
+    assert torch.allclose(fed.state["w"], torch.full((2, 3), 2.0))
+    assert fed.grid.polls >= 5  # polled every poll_s, not once
+
+
+# ---- config ---------------------------------------------------------------------------------
+def test_quorum_and_timeout_are_validated(tmp_path, tiny_config, tiny_backbone):
+    with pytest.raises(ConfigError, match="min_clients"):
+        RunConfig.load(None, ["federation.min_clients=0"])
+    with pytest.raises(ConfigError, match="round_timeout"):
+        RunConfig.load(None, ["federation.round_timeout=0"])
+    cfg = RunConfig.load(None, ["federation.min_clients=2", "federation.round_timeout=30"])
+    assert (cfg.federation.min_clients, cfg.federation.round_timeout) == (2, 30.0)
+
+    from fedlingua.paradigms import run
+
+    cfg = tiny_config(tmp_path, federation__min_clients=4)  # 3 languages, 3 clients
+    with pytest.raises(ConfigError, match="min_clients=4 but the config makes only 3 clients"):
+        run(cfg, backbone=tiny_backbone, log=lambda line: None)
