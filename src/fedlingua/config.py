@@ -163,6 +163,11 @@ class PrivacyConfig:
     secagg_clipping_range: float = _help(
         "SecAgg+: parameters are clipped to [-r, r] before quantization", 8.0
     )
+    secagg_max_weight: float = _help(
+        "SecAgg+: largest example count a client may weigh (more overflows the quantized "
+        "sum; less precision the larger it is)",
+        1000.0,
+    )
     secagg_timeout: float | None = _help(
         "SecAgg+: seconds to wait for each stage's replies (default: no limit)", None
     )
@@ -290,6 +295,7 @@ class RunConfig:
             need(p.secagg_num_shares > 0, "privacy.secagg_num_shares must be > 0")
             need(p.secagg_threshold > 0, "privacy.secagg_threshold must be > 0")
             need(p.secagg_clipping_range > 0, "privacy.secagg_clipping_range must be > 0")
+            need(p.secagg_max_weight > 0, "privacy.secagg_max_weight must be > 0")
 
     def check_prompt_room(self, max_positions: int) -> None:
         """Fail when the virtual prompt leaves no room for text in the model's positions."""

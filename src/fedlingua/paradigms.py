@@ -168,17 +168,20 @@ def _federations(
             f"federation.min_clients={cfg.federation.min_clients} but the config makes only "
             f"{len(prep.clients)} clients: no round could ever aggregate"
         )
-    from fedlingua.privacy import dp
+    from fedlingua.privacy import dp, secagg
     from fedlingua.privacy.payload import payload_log_mods
 
     lr = cfg.train.lr or bench.method.default_lr
     init = bench.get_state()
     z = dp.noise_multiplier(cfg)
     feds = {}
+    secure = cfg.privacy.secure_aggregation
     for name, sites in _sites(cfg, prep).items():
         if grid is None:
             handlers = {
-                i + 1: partial(handle_train, bench, site, on_step=on_step)
+                i + 1: partial(secagg.dispatch, bench, site)
+                if secure
+                else partial(handle_train, bench, site, on_step=on_step)
                 for i, site in enumerate(sites)
             }
             # the mods a Flower ClientApp applies: payload log (outermost), DP
@@ -192,6 +195,19 @@ def _federations(
         base_config = train_config(cfg, lr)
         if cfg.paradigm != "federated":
             base_config["client-dropout"] = 0.0
+        if secure:  # Flower's SecAgg+ workflow: the server obtains only the sum
+            feds[name] = secagg.SecAggFederation(
+                name,
+                fed_grid,
+                {k: v.clone() for k, v in init.items()},
+                lambda rnd, c=base_config: ConfigRecord(dict(c)),
+                seed=cfg.seed,
+                privacy=cfg.privacy,
+                fraction=fed_cfg.fraction,
+                node_names=names,
+                rounds=fed_cfg.rounds,
+            )
+            continue
         feds[name] = Federation(
             name,
             make_strategy(fed_cfg, len(sites), cfg.privacy, z),
@@ -452,8 +468,8 @@ def _results(cfg, bench, prep, feds, history, best, wall_s) -> dict:
             "measured_from": "serialized Flower RecordDict payloads"
             if cfg.paradigm == "federated"
             else "nothing travels (local training)",
-        "privacy": account(cfg, history),
         },
+        "privacy": account(cfg, history),
         "skipped_rounds": {
             str(h["round"]): "; ".join(
                 o["skipped"] for o in h["federations"].values() if o.get("skipped")

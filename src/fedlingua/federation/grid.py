@@ -10,7 +10,9 @@ Flower, and the strategy aggregates what arrived.
 `mods` are Flower client mods (differential privacy, SecAgg+, payload logging)
 applied around every handler exactly as a ClientApp applies them, each node with
 its own persistent `Context` (its `node_config` carries the node's partition id,
-as under Flower).
+as under Flower). With mods, each node receives its own copy of the message
+content (serialized and parsed, as over the wire): Flower's mods modify what they
+receive, and a server may address one content object to many nodes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class InProcessGrid(Grid):
         from fedlingua.privacy.dp import compose
 
         self._handlers = dict(handlers)
+        self._copy = bool(mods)
         self._contexts = {
             node: Context(
                 run_id=0,
@@ -89,6 +92,8 @@ class InProcessGrid(Grid):
     def _deliver(self, msg: Message) -> Message:
         node = msg.metadata.dst_node_id
         start = time.perf_counter()
+        if self._copy:
+            msg = _wire_copy(msg)
         try:
             reply = self._apps[node](msg, self._contexts[node])
         except Exception as exc:  # a failing mod: an error reply too
@@ -109,3 +114,10 @@ def _call(handler: Handler, msg: Message) -> Message:
         return Message(handler(msg.content), reply_to=msg)
     except Exception as exc:
         return _error_reply(msg, exc)
+
+
+def _wire_copy(msg: Message) -> Message:
+    """`msg` with its own copy of the content, as a node receives it over the wire."""
+    from fedlingua.federation.payload import deserialize, serialize
+
+    return Message(content=deserialize(serialize(msg.content)), metadata=msg.metadata)

@@ -24,11 +24,12 @@ from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
-from fedlingua.federation.client import ClientDropout, ClientSite, handle_train
+from fedlingua.federation.client import ClientDropout, ClientSite
 from fedlingua.flower_app.faults import fault_injection
 from fedlingua.flower_app.task import ClientTask, client_task, identity, load_run_config
 from fedlingua.privacy.dp import client_mods, compose
 from fedlingua.privacy.payload import payload_log_mods
+from fedlingua.privacy.secagg import dispatch
 from fedlingua.runtime import configure_threads
 
 app = ClientApp()
@@ -61,7 +62,7 @@ def train(msg: Message, context: Context) -> Message:
     def handler(m: Message, c: Context) -> Message:
         def work() -> RecordDict:
             task, site = _site(c)
-            return handle_train(task.bench, site, m.content)
+            return dispatch(task.bench, site, m.content)  # SecAgg+ or fedlingua records
 
         return _reply(m, work)
 

@@ -177,10 +177,15 @@ def local_dp_mod(p: PrivacyConfig, z: float) -> LocalDpMod:
 
 
 def client_mods(cfg: RunConfig) -> list[Mod]:
-    """The Flower client mods `cfg.privacy` needs around the client's train handler."""
+    """The Flower client mods `cfg.privacy` needs around the client's train handler:
+    DP (local noise, client-side clipping) or SecAgg+ (`fedlingua.privacy.secagg`)."""
     p = cfg.privacy
     z = noise_multiplier(cfg)
     mods: list[Mod] = []
+    if p.secure_aggregation:
+        from fedlingua.privacy.secagg import secagg_client_mods
+
+        mods += secagg_client_mods()
     if p.dp == "local":
         assert z is not None
         mod: Mod = local_dp_mod(p, z)
