@@ -23,6 +23,11 @@ aggregated vector), and the client side translates those records to and from
 paradigm engine, the run directory and the Flower ServerApp use it unchanged; it also
 records every payload's size and, for audits, can keep every message the server received.
 
+Threat model: an honest-but-curious server and fewer colluding clients than the
+reconstruction threshold (SecAgg+, Bell et al. 2020). Flower relays the clients' public
+keys through the server without a PKI, so a server that actively forges keys is out of
+scope.
+
 Limits: updates are quantized (`secagg_clipping_range`, 2^22 levels; parameters outside
 [-r, r] are clipped); the server still sees each client's number of examples and scalar
 metrics in clear (Flower's FitRes metadata); SecAgg+ cannot be combined with
