@@ -202,3 +202,36 @@ def test_compare_runs_rows_once_and_refuses_a_changed_config(tmp_path, tiny_back
     with pytest.raises(ConfigError, match="different config"):
         compare(cfg, ["federated:prompt-encoder"], log=logs.append)
     assert load_backbone("tiny") is not None
+
+
+def test_federation_of_one_client_equals_local_training(tmp_path, tiny_backbone, tiny_config):
+    """FedAvg over a single client must reproduce that client's local model exactly."""
+    kw = dict(federation__rounds=3, train__local_epochs=1)
+    fed = tiny_config(tmp_path, name="fed", **kw)
+    mono = tiny_config(tmp_path, name="mono", paradigm="monolingual", **kw)
+    for cfg in (fed, mono):
+        cfg.data.languages = ["sw"]
+        run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    a = load_final_states(tmp_path / "fed")["global"]
+    b = load_final_states(tmp_path / "mono")["sw"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_local_steps_bound_each_client_update(tmp_path, tiny_backbone, tiny_config):
+    from flwr.app import RecordDict
+
+    from fedlingua.federation.client import ClientSite, handle_train, train_config
+    from fedlingua.federation.payload import ARRAYS_KEY, CONFIG_KEY, state_to_record
+    from fedlingua.training import build_workbench
+
+    cfg = tiny_config(tmp_path)
+    prep = prepare(cfg, backbone=tiny_backbone, virtual_tokens=4)
+    bench = build_workbench(tiny_backbone, len(prep.dataset.labels), cfg)
+    site = ClientSite("fr", "fr", prep.train["fr"])  # 48 examples = 3 batches of 16
+    for steps, expected in ((0, 3), (2, 2), (7, 7)):
+        cfg.train.local_steps = steps or None
+        config = train_config(cfg, lr=1e-3)
+        config["server-round"] = 1
+        content = RecordDict({ARRAYS_KEY: state_to_record(bench.get_state()), CONFIG_KEY: config})
+        reply = handle_train(bench, site, content)
+        assert reply["metrics"]["steps"] == expected

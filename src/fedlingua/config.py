@@ -21,7 +21,7 @@ import tomli_w
 PARADIGMS = ("federated", "monolingual", "centralized")
 METHODS = ("prompt-encoder", "soft-prompt", "lora", "full")
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian", "fedtrimmedavg")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 DP_MODES = ("none", "central-fixed", "central-adaptive", "local")
 DP_STRATEGIES = ("fedavg", "fedprox")  # client-level DP needs an (unweighted) average
 
@@ -66,7 +66,11 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = _help("'e5-small' (offline default), a hub id or a local folder", "e5-small")
-    precision: str = _help("'fp32' or 'bf16' (autocast of the frozen backbone)", "fp32")
+    precision: str = _help(
+        "'auto' (bf16 where this CPU runs it clearly faster), 'fp32', or 'bf16' "
+        "(autocast of the frozen backbone; trainable tensors and optimizer stay fp32)",
+        "auto",
+    )
     dropout: float = _help("dropout before the classification head", 0.1)
 
 
@@ -88,9 +92,14 @@ class MethodConfig:
 @dataclass
 class TrainConfig:
     lr: float | None = _help("learning rate (default: the method's own default)", None)
-    batch_size: int = _help("training batch size", 32)
+    batch_size: int = _help("training batch size", 16)
     eval_batch_size: int = _help("evaluation batch size", 64)
     local_epochs: int = _help("passes over a client's data per round", 1)
+    local_steps: int | None = _help(
+        "optimizer steps per round instead of whole epochs (batches drawn at random, "
+        "seeded per round): more, shorter rounds limit client drift",
+        None,
+    )
     weight_decay: float = _help("AdamW weight decay", 0.0)
     max_grad_norm: float = _help("gradient clipping (0 disables)", 1.0)
 
@@ -216,6 +225,10 @@ class RunConfig:
             "federation.round_timeout must be > 0 seconds (leave it unset for no limit)",
         )
         need(self.train.local_epochs >= 1, "train.local_epochs must be >= 1")
+        need(
+            self.train.local_steps is None or self.train.local_steps >= 1,
+            "train.local_steps must be >= 1 (or unset for whole epochs)",
+        )
         need(self.train.batch_size >= 1, "train.batch_size must be >= 1")
         need(self.train.lr is None or self.train.lr > 0, "train.lr must be > 0")
         need(self.evaluation.every >= 1, "evaluation.every must be >= 1")

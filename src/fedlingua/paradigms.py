@@ -296,6 +296,7 @@ def run(
     env = environment() | {
         "seed": cfg.seed,
         "threads": threads,
+        "precision": bench.precision,
         "model_source": prep.backbone.source,
     }
     rundir.write_environment(env)
@@ -455,6 +456,7 @@ def _results(cfg, bench, prep, feds, history, best, wall_s) -> dict:
         "seed": cfg.seed,
         "rounds": cfg.federation.rounds,
         "strategy": cfg.federation.strategy if cfg.paradigm == "federated" else "local",
+        "precision": bench.precision,
         "selected_round": selected or (evaluated[-1]["round"] if evaluated else None),
         "languages": languages,
         "averages": averages(final, **groups),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,13 +111,17 @@ def local_update(
     weight_decay: float = 0.0,
     max_grad_norm: float = 1.0,
     proximal_mu: float = 0.0,
+    max_steps: int | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> UpdateResult:
     """Train `state` on `data` for `epochs` passes and return the new trainable state.
 
     A fresh AdamW starts at every update (clients keep no optimizer state between
-    rounds). With `proximal_mu > 0` the FedProx term mu/2 * ||w - w_start||^2 is
-    added to the loss. All randomness (dropout, batch order) derives from `seed`.
+    rounds). With `max_steps` the update stops after that many optimizer steps instead
+    of `epochs` passes (the shuffled batch order differs every round, so successive
+    rounds see different batches). With `proximal_mu > 0` the FedProx term
+    mu/2 * ||w - w_start||^2 is added to the loss. All randomness (dropout, batch
+    order) derives from `seed`.
     """
     if len(data) == 0:
         raise ValueError("local_update got a client with no training examples")
@@ -130,24 +134,21 @@ def local_update(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     torch.manual_seed(seed)
     losses: list[float] = []
-    for epoch in range(epochs):
-        for batch in iterate_batches(
-            data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=True, seed=seed + epoch
-        ):
-            with bench.autocast():
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
-            if anchors is not None:
-                prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
-                loss = loss + 0.5 * proximal_mu * prox
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            opt.step()
-            losses.append(float(loss.detach()))
-            if on_step is not None:
-                on_step()
+    for batch in _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps):
+        with bench.autocast():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+        if anchors is not None:
+            prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
+            loss = loss + 0.5 * proximal_mu * prox
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step()
     model.eval()
     return UpdateResult(
         state=bench.get_state(),
@@ -175,6 +176,22 @@ def predict(
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         preds[batch["index"].numpy()] = out.logits.float().argmax(-1).numpy()
     return preds
+
+
+def _training_batches(
+    data: EncodedSplit, batch_size: int, pad_id: int, seed: int, epochs: int, max_steps: int | None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """`epochs` shuffled passes, or exactly `max_steps` batches (re-shuffling as needed)."""
+    epoch, steps = 0, 0
+    while (max_steps is None and epoch < epochs) or (max_steps is not None and steps < max_steps):
+        for batch in iterate_batches(
+            data, batch_size=batch_size, pad_id=pad_id, shuffle=True, seed=seed + epoch
+        ):
+            if max_steps is not None and steps >= max_steps:
+                return
+            steps += 1
+            yield batch
+        epoch += 1
 
 
 def steps_per_update(num_examples: int, batch_size: int, epochs: int) -> int:

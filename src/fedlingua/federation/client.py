@@ -60,6 +60,7 @@ def train_config(cfg: RunConfig, lr: float) -> ConfigRecord:
         {
             "lr": float(lr),
             "local-epochs": int(t.local_epochs),
+            "local-steps": int(t.local_steps or 0),
             "batch-size": int(t.batch_size),
             "weight-decay": float(t.weight_decay),
             "max-grad-norm": float(t.max_grad_norm),
@@ -88,6 +89,7 @@ def handle_train(
         state,
         site.train,
         epochs=int(config["local-epochs"]),
+        max_steps=int(config.get("local-steps", 0)) or None,
         batch_size=int(config["batch-size"]),
         lr=float(config["lr"]),
         seed=client_seed(seed, server_round, site.client_id),
