@@ -217,3 +217,20 @@ def test_quorum_and_timeout_are_validated(tmp_path, tiny_config, tiny_backbone):
     cfg = tiny_config(tmp_path, federation__min_clients=4)  # 3 languages, 3 clients
     with pytest.raises(ConfigError, match="min_clients=4 but the config makes only 3 clients"):
         run(cfg, backbone=tiny_backbone, log=lambda line: None)
+
+
+def test_the_server_app_resumes_only_a_run_of_the_same_config(tmp_path, tiny_config):
+    from fedlingua.flower_app.server_app import resumable
+    from fedlingua.report import RunDir
+
+    cfg = tiny_config(tmp_path, name="crashed")
+    run_dir = tmp_path / "crashed"
+    RunDir(run_dir).write_config(cfg.to_toml())
+    assert resumable(cfg, str(run_dir)) == run_dir
+    with pytest.raises(ConfigError, match="absolute path"):
+        resumable(cfg, "crashed")
+    with pytest.raises(ConfigError, match="not a run directory"):
+        resumable(cfg, str(tmp_path / "nothing-here"))
+    cfg.federation.rounds += 1
+    with pytest.raises(ConfigError, match="another config"):
+        resumable(cfg, str(run_dir))

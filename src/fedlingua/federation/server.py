@@ -99,6 +99,7 @@ class Federation:
         self.timeout = timeout
         self.min_clients = max(1, int(min_clients))
         self.poll_s = poll_s
+        self._sent: dict[str, int] = {}  # message id -> destination node, this round
         self.measure = measure
         self.seed_noise = seed_noise  # seed numpy's global RNG per round (DP noise)
         self.expected = {k: tuple(v.shape) for k, v in state.items()}
@@ -139,14 +140,14 @@ class Federation:
                 sizes.setdefault(content_id, payload_bytes(msg.content))
             out.bytes_down[self._who(node)] = sizes.get(content_id, 0)
         replies = self._exchange(messages)
-        answered = {r.metadata.src_node_id for r in replies}
+        answered = {self._source(r) for r in replies}
         for msg in messages:
             node = msg.metadata.dst_node_id
             if node not in answered:
                 out.failed[self._who(node)] = "no reply before the timeout"
         valid = []
         for reply in replies:
-            node = reply.metadata.src_node_id
+            node = self._source(reply)
             who = self._who(node, reply)
             if reply.has_error():
                 out.failed[who] = reply.error.reason
@@ -189,6 +190,11 @@ class Federation:
         out.seconds = time.perf_counter() - start
         return out
 
+    def _source(self, reply: Message) -> int:
+        """The node a reply is about: an error the SuperLink makes for an unavailable node
+        comes from the SuperLink, so go by the message it answers."""
+        return self._sent.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+
     def _exchange(self, messages: list[Message]) -> list[Message]:
         """Send the round's messages; collect replies until all arrived or `timeout` passed.
 
@@ -198,9 +204,12 @@ class Federation:
         """
         from fedlingua.federation.grid import InProcessGrid
 
+        self._sent = {}
         if isinstance(self.grid, InProcessGrid):
             return list(self.grid.send_and_receive(messages, timeout=self.timeout))
-        pending = {i for i in self.grid.push_messages(messages) if i}
+        ids = list(self.grid.push_messages(messages))
+        self._sent = {i: m.metadata.dst_node_id for i, m in zip(ids, messages, strict=False) if i}
+        pending = set(self._sent)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         replies: list[Message] = []
         while pending:

@@ -8,6 +8,13 @@ are `Federation.step` driving the configured Flower strategy, the global model i
 evaluated per language after each round, and the run directory (config.toml,
 metrics.jsonl, checkpoints, final.safetensors, results.json, report.md) is the
 one the in-process run writes.
+
+Resuming after the server died: run the App again with the same fedlingua config
+and the run-config key `resume` set to the run directory (an absolute path, e.g.
+`scripts/federation.sh run --resume runs/<name>`). The run continues after the last
+checkpointed round (global tensors, strategy state, round number), with a fresh
+roll call: SuperNodes may have new node ids. A config that differs from the one
+stored in the run directory is refused.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ from pathlib import Path
 from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from fedlingua.config import ConfigError, RunConfig
 from fedlingua.federation.payload import CLIENT_KEY
 from fedlingua.flower_app.task import load_run_config, prepare_run
 from fedlingua.paradigms import run
+from fedlingua.report import RunDir
 
 WAIT_KEY = "wait-for-nodes-s"
+RESUME_KEY = "resume"
 
 app = ServerApp()
 
@@ -60,12 +70,30 @@ def roll_call(grid: Grid, client_ids: list[str], wait_s: float) -> dict[int, str
     return names
 
 
+def resumable(cfg: RunConfig, run_dir: str) -> Path:
+    """The run directory to continue, once it is known to hold a run of exactly `cfg`."""
+    path = Path(run_dir)
+    if not path.is_absolute():
+        raise ConfigError(f"{RESUME_KEY}={run_dir!r}: give the run directory as an absolute path")
+    config = RunDir(path).config_path
+    if not config.exists():
+        raise ConfigError(f"{RESUME_KEY}={run_dir!r} is not a run directory (no config.toml)")
+    if RunConfig.load(config).to_toml() != cfg.to_toml():
+        raise ConfigError(
+            f"{run_dir} holds a run of another config: resume with the fedlingua config and "
+            "overrides the run was started with"
+        )
+    return path
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = load_run_config(context.run_config)
+    resume = str(context.run_config.get(RESUME_KEY, "") or "")
+    run_dir = resumable(cfg, resume) if resume else None
     prep = prepare_run(cfg)
     wait_s = float(context.run_config.get(WAIT_KEY, 300))
     names = roll_call(grid, [c.client_id for c in prep.clients], wait_s)
     # print, not Flower's logger: the run quiets that logger below WARNING during rounds
-    results = run(cfg, prepared=prep, grid=grid, node_names=names, log=print)
+    results = run(cfg, resume=run_dir, prepared=prep, grid=grid, node_names=names, log=print)
     print(f"fedlingua run directory: {Path(results['run_dir']).resolve()}")

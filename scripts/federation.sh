@@ -1,0 +1,416 @@
+#!/usr/bin/env bash
+# scripts/federation.sh -- a whole fedlingua federation on this host, with Flower's own processes.
+#
+# One `flower-superlink` and one `flower-supernode` per client site, on loopback
+# (127.0.0.1) with distinct ports, everything recorded in a run folder. Secure by
+# default: TLS on every connection (a local CA, generated here with openssl) and
+# SuperNode authentication (only nodes whose public keys were registered with the
+# SuperLink may join; any other node is refused). `--insecure` turns both off and
+# says so loudly. For machines on a network see README.md, "Running across machines".
+#
+#   scripts/federation.sh up [--nodes N] [--config RUN.toml] [--dir DIR] [--port BASE]
+#                            [--isolation worker|subprocess] [--fault I=KIND]... [--insecure]
+#       Generates (or reuses) the CA, the certificates and one EC P-384 key pair per node in
+#       DIR, starts the SuperLink on BASE (default 9091), registers the nodes' public keys,
+#       starts SuperNode i (partition-id=i of N, Runtime API on BASE+1+i) and returns when
+#       all N are online. --config is the fedlingua run config `run` uses by default.
+#       --isolation worker (default): each SuperNode runs `--isolation process` with one
+#       long-running ClientApp worker (fedlingua.flower_app.worker), so rounds do not pay a
+#       fresh process, imports and model load; subprocess: Flower's default, one
+#       `flwr-clientapp` process per message. --fault I=KIND makes node I corrupt its
+#       replies (fault injection for tests, see fedlingua/flower_app/faults.py).
+#   scripts/federation.sh run [--dir DIR] [--config RUN.toml] [--overrides "k=v; k=v"]
+#                             [--resume RUN_DIR] [--timeout S]
+#       `flwr run` of the fedlingua Flower App on this federation, streaming its log until
+#       the run ends. --resume continues a run directory after its last checkpoint (after
+#       the server died). Exit status 0 only if the run finished:completed.
+#   scripts/federation.sh status [--dir DIR]      what runs: pids, ports, nodes online
+#   scripts/federation.sh down [--dir DIR]        stop everything `up` (or `restart`) started
+#   scripts/federation.sh stop superlink|node-I [--dir DIR]      stop one component
+#   scripts/federation.sh kill superlink|node-I [--dir DIR]      crash drill: SIGKILL it
+#   scripts/federation.sh restart superlink|node-I [--dir DIR]   (re)start one component
+#
+# DIR defaults to $FEDLINGUA_FEDERATION_DIR or runs/federation. Inside it: tls/ (CA,
+# server and runtime certificates), keys/ (node key pairs), pids/, logs/, homes/ (a
+# FLWR_HOME per process: the CLI's holds config.toml with the connection "fedlingua"),
+# state/superlink.db (the SuperLink's state: registrations survive a restart) and
+# federation.env (the settings). Processes run with one torch thread
+# (FEDLINGUA_THREADS=1), runtime dependency installation off, offline.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${FEDLINGUA_BIN:-$REPO/.venv/bin}"
+[[ -x "$BIN/flower-superlink" ]] || BIN="$(dirname "$(command -v flower-superlink || echo /nonexistent/x)")"
+PY="$BIN/python"
+[[ -x "$PY" ]] || PY="$(command -v python3)"
+
+export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 FLWR_TELEMETRY_ENABLED=0
+export FLWR_DISABLE_UPDATE_CHECK=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export TOKENIZERS_PARALLELISM=false RAY_USAGE_STATS_ENABLED=0
+export FEDLINGUA_THREADS="${FEDLINGUA_THREADS:-1}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export PATH="$BIN:$PATH"
+
+die() { echo "federation.sh: $*" >&2; exit 1; }
+say() { echo "federation.sh: $*"; }
+
+# ---- arguments ------------------------------------------------------------------------------
+CMD="${1:-}"; shift || true
+TARGET=""
+if [[ "$CMD" == stop || "$CMD" == restart || "$CMD" == kill ]]; then TARGET="${1:-}"; shift || true; fi
+DIR="${FEDLINGUA_FEDERATION_DIR:-$REPO/runs/federation}"
+RESTART_WINDOW="${FEDLINGUA_NODE_RESTART_WINDOW:-150}"
+NODES="" CONFIG="" PORT="" ISOLATION="" INSECURE="" OVERRIDES="" RESUME="" TIMEOUT=""
+SANS=() FAULTS=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dir) DIR="$2"; shift 2 ;;
+    --nodes) NODES="$2"; shift 2 ;;
+    --config) CONFIG="$2"; shift 2 ;;
+    --port) PORT="$2"; shift 2 ;;
+    --isolation) ISOLATION="$2"; shift 2 ;;
+    --fault) FAULTS+=("$2"); shift 2 ;;
+    --san) SANS+=("$2"); shift 2 ;;
+    --insecure) INSECURE=1; shift ;;
+    --overrides) OVERRIDES="$2"; shift 2 ;;
+    --resume) RESUME="$2"; shift 2 ;;
+    --timeout) TIMEOUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+abspath() { [[ -z "$1" ]] && return 0; [[ "$1" = /* ]] && echo "$1" || echo "$PWD/$1"; }
+CONFIG="$(abspath "$CONFIG")"
+RESUME="$(abspath "$RESUME")"
+
+ENVFILE="$DIR/federation.env"
+load_settings() {
+  [[ -f "$ENVFILE" ]] || die "no federation in $DIR (run: scripts/federation.sh up --dir $DIR)"
+  # shellcheck disable=SC1090
+  source "$ENVFILE"
+}
+
+# ---- processes ------------------------------------------------------------------------------
+pidfile() { echo "$DIR/pids/$1.pid"; }
+alive() { local f; f="$(pidfile "$1")"; [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null; }
+
+descendants() {  # all live descendants of pid $1 (children first found, recursively)
+  local kids
+  kids="$(ps -e -o pid=,ppid= | awk -v p="$1" '$2 == p {print $1}')"
+  for k in $kids; do echo "$k"; descendants "$k"; done
+}
+
+stop_component() {  # TERM (or $2) the component's process group and descendants, then KILL
+  local name="$1" sig="${2:-TERM}" f pid pids
+  f="$(pidfile "$name")"
+  [[ -f "$f" ]] || return 0
+  pid="$(cat "$f")"
+  if kill -0 "$pid" 2>/dev/null; then
+    pids="$pid $(descendants "$pid" | tr '\n' ' ')"
+    kill "-$sig" -- "-$pid" 2>/dev/null || true
+    # shellcheck disable=SC2086
+    kill "-$sig" $pids 2>/dev/null || true
+    for _ in $(seq 50); do
+      local left=""
+      for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+      [[ -z "$left" ]] && break
+      sleep 0.2
+    done
+    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+    say "stopped $name (pid $pid, SIG$sig)"
+  fi
+  rm -f "$f"
+}
+
+launch() {  # launch NAME CMD...: a new session (pid = process group), log and pid recorded
+  local name="$1"; shift
+  mkdir -p "$DIR/pids" "$DIR/logs"
+  setsid "$@" >>"$DIR/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$(pidfile "$name")"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_free() { ! port_open "$1"; }
+
+flwr_cli() { FLWR_HOME="$DIR/homes/cli" "$BIN/flwr" "$@"; }
+
+# ---- security material ----------------------------------------------------------------------
+make_tls() {
+  local t="$DIR/tls"
+  mkdir -p "$t"; chmod 700 "$t"
+  if [[ ! -f "$t/ca.crt" ]]; then
+    openssl req -x509 -newkey rsa:3072 -nodes -sha256 -days 30 -keyout "$t/ca.key" \
+      -out "$t/ca.crt" -subj "/CN=fedlingua federation CA" >/dev/null 2>&1
+  fi
+  local san="IP:127.0.0.1,DNS:localhost"
+  for s in "${SANS[@]+"${SANS[@]}"}"; do
+    if [[ "$s" =~ ^[0-9.]+$ || "$s" == *:* ]]; then san="$san,IP:$s"; else san="$san,DNS:$s"; fi
+  done
+  cert() {  # cert NAME SAN: a server certificate signed by the CA
+    [[ -f "$t/$1.pem" ]] && return 0
+    openssl req -newkey rsa:3072 -nodes -sha256 -keyout "$t/$1.key" -out "$t/$1.csr" \
+      -subj "/CN=$1" >/dev/null 2>&1
+    printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' \
+      "$2" > "$t/$1.ext"
+    openssl x509 -req -in "$t/$1.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
+      -days 30 -sha256 -out "$t/$1.pem" -extfile "$t/$1.ext" >/dev/null 2>&1
+    rm -f "$t/$1.csr" "$t/$1.ext"
+  }
+  cert superlink "$san"              # the SuperLink's Fleet/Control/Runtime port
+  cert runtime "IP:127.0.0.1,DNS:localhost"  # each SuperNode's local Runtime API
+  chmod 600 "$t"/*.key
+}
+
+make_node_key() {  # an EC P-384 key pair in OpenSSH format, what SuperNode auth uses
+  local k="$DIR/keys/node-$1"
+  mkdir -p "$DIR/keys"; chmod 700 "$DIR/keys"
+  [[ -f "$k" ]] && return 0
+  if command -v ssh-keygen >/dev/null; then
+    ssh-keygen -q -t ecdsa -b 384 -N "" -C "fedlingua-node-$1" -f "$k"
+  else
+    "$PY" - "$k" <<'EOF'
+import sys
+from cryptography.hazmat.primitives import serialization as s
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP384R1())
+path = sys.argv[1]
+open(path, "wb").write(key.private_bytes(s.Encoding.PEM, s.PrivateFormat.OpenSSH, s.NoEncryption()))
+pub = key.public_key().public_bytes(s.Encoding.OpenSSH, s.PublicFormat.OpenSSH)
+open(path + ".pub", "wb").write(pub + b"\n")
+EOF
+  fi
+  chmod 600 "$k"
+}
+
+write_connection() {
+  mkdir -p "$DIR/homes/cli"
+  {
+    printf '[superlink]\ndefault = "fedlingua"\n\n[superlink.fedlingua]\n'
+    printf 'address = "127.0.0.1:%s"\n' "$PORT"
+    if [[ -n "$INSECURE" ]]; then printf 'insecure = true\n'
+    else printf 'root-certificates = "%s"\n' "$DIR/tls/ca.crt"; fi
+  } > "$DIR/homes/cli/config.toml"
+}
+
+# ---- components -----------------------------------------------------------------------------
+start_superlink() {
+  local args=(--host 127.0.0.1 --port "$PORT" --database "$DIR/state/superlink.db"
+              --disable-runtime-dependency-installation)
+  if [[ -n "$INSECURE" ]]; then args+=(--insecure)
+  else
+    args+=(--ssl-ca-certfile "$DIR/tls/ca.crt" --ssl-certfile "$DIR/tls/superlink.pem"
+           --ssl-keyfile "$DIR/tls/superlink.key" --enable-supernode-auth)
+  fi
+  mkdir -p "$DIR/state" "$DIR/homes/superlink"
+  (cd "$REPO" && export FLWR_HOME="$DIR/homes/superlink" && launch superlink "$BIN/flower-superlink" "${args[@]}")
+  for _ in $(seq 150); do
+    port_open "$PORT" && { say "SuperLink up on 127.0.0.1:$PORT (pid $(cat "$(pidfile superlink)"))"; return 0; }
+    alive superlink || die "the SuperLink exited: see $DIR/logs/superlink.log"
+    sleep 0.2
+  done
+  die "the SuperLink did not open port $PORT: see $DIR/logs/superlink.log"
+}
+
+register_nodes() {
+  [[ -n "$INSECURE" ]] && return 0
+  local listed
+  listed="$(flwr_cli supernode ls fedlingua --format json 2>/dev/null || true)"
+  for i in $(seq 0 $((NODES - 1))); do
+    local out
+    if out="$(flwr_cli supernode register "$DIR/keys/node-$i.pub" fedlingua --name "node-$i" 2>&1)"; then
+      say "registered node-$i's public key"
+    elif grep -qi "already" <<<"$out$listed"; then
+      say "node-$i's public key was already registered"
+    else
+      echo "$out" >&2; die "could not register node-$i"
+    fi
+  done
+}
+
+node_fault() {  # the fault spec given for node $1, if any
+  for f in "${FAULTS[@]+"${FAULTS[@]}"}"; do [[ "${f%%=*}" == "$1" ]] && echo "${f#*=}"; done
+  return 0
+}
+
+start_node() {
+  local i="$1" rport=$((PORT + 1 + i)) fault
+  port_free "$rport" || die "port $rport (node-$i's Runtime API) is in use: choose another --port"
+  fault="$(node_fault "$i")"
+  local config="partition-id=$i num-partitions=$NODES"
+  [[ -n "$fault" ]] && config="$config fedlingua-fault='$fault'"
+  local args=(--superlink "127.0.0.1:$PORT" --node-config "$config" --host 127.0.0.1 --port "$rport")
+  local worker=(-m fedlingua.flower_app.worker --runtime-api-address "127.0.0.1:$rport")
+  if [[ -n "$INSECURE" ]]; then
+    args+=(--insecure); worker+=(--insecure)
+  else
+    args+=(--root-certificates "$DIR/tls/ca.crt" --auth-supernode-private-key "$DIR/keys/node-$i"
+           --ssl-certfile "$DIR/tls/runtime.pem" --ssl-keyfile "$DIR/tls/runtime.key"
+           --ssl-ca-certfile "$DIR/tls/ca.crt")
+    worker+=(--root-certificates "$DIR/tls/ca.crt")
+  fi
+  mkdir -p "$DIR/homes/node-$i" "$DIR/bin"
+  local launcher="$DIR/bin/node-$i.sh"
+  {
+    echo '#!/usr/bin/env bash'
+    echo "# node-$i as federation.sh started it: one session holding the SuperNode (and its"
+    echo "# ClientApp worker). A SuperNode that fails (e.g. the SuperLink refuses to activate"
+    echo "# it: after a crash the SuperLink counts the node's key as online for up to 2"
+    echo "# heartbeat intervals, 60 s) is started again, for up to $RESTART_WINDOW s."
+    printf 'export FLWR_HOME=%q\n' "$DIR/homes/node-$i"
+    if [[ "$ISOLATION" == worker ]]; then
+      printf '%q ' "$PY" "${worker[@]}"; echo '--parent-pid $$ &'
+      args+=(--isolation process)
+    fi
+    echo "deadline=\$((SECONDS + $RESTART_WINDOW))"
+    echo 'while :; do'
+    printf '  '; printf '%q ' "$BIN/flower-supernode" "${args[@]}"; echo '&'
+    echo '  wait $! && exit 0 || rc=$?'
+    echo '  [[ $SECONDS -lt $deadline ]] || exit $rc'
+    echo '  echo "federation.sh: the SuperNode exited with status $rc; starting it again in 3 s"'
+    echo '  sleep 3'
+    echo 'done'
+  } > "$launcher"
+  (cd "$REPO" && launch "node-$i" bash "$launcher")
+  [[ -n "$fault" ]] && say "node-$i: FAULT INJECTION fedlingua-fault='$fault'"
+  say "node-$i started (partition $i of $NODES, Runtime API 127.0.0.1:$rport, pid $(cat "$(pidfile "node-$i")"))"
+}
+
+online_nodes() {  # how many nodes the SuperLink sees online
+  flwr_cli supernode ls fedlingua --format json 2>/dev/null \
+    | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(sum(n.get("status")=="online" for n in d.get("nodes", [])))' \
+    2>/dev/null || echo 0
+}
+
+wait_online() {
+  local want="$1" n=0
+  for _ in $(seq 90); do
+    n="$(online_nodes)"
+    [[ "$n" -ge "$want" ]] && { say "$n node(s) online"; return 0; }
+    sleep 2
+  done
+  die "only $n of $want nodes online after 180 s: see $DIR/logs/"
+}
+
+# ---- commands -------------------------------------------------------------------------------
+cmd_up() {
+  NODES="${NODES:-3}" PORT="${PORT:-9091}" ISOLATION="${ISOLATION:-worker}"
+  [[ "$NODES" =~ ^[1-9][0-9]*$ ]] || die "--nodes must be a positive integer"
+  [[ "$ISOLATION" == worker || "$ISOLATION" == subprocess ]] || die "--isolation: worker or subprocess"
+  [[ -z "$CONFIG" || -f "$CONFIG" ]] || die "--config $CONFIG does not exist"
+  alive superlink && die "a federation already runs in $DIR (scripts/federation.sh down --dir $DIR)"
+  for i in $(seq 0 "$NODES"); do
+    port_free $((PORT + i)) || die "port $((PORT + i)) is in use: choose another --port"
+  done
+  if [[ -n "$INSECURE" ]]; then
+    echo "federation.sh: WARNING: --insecure: no TLS and no SuperNode authentication." >&2
+    echo "federation.sh: WARNING: anyone who reaches port $PORT can join and read the models." >&2
+  else
+    command -v openssl >/dev/null || die "openssl is needed to make the certificates"
+    make_tls
+    for i in $(seq 0 $((NODES - 1))); do make_node_key "$i"; done
+  fi
+  rm -f "$DIR/state/superlink.db"
+  {
+    printf 'NODES=%q\nPORT=%q\nISOLATION=%q\nINSECURE=%q\nCONFIG=%q\n' \
+      "$NODES" "$PORT" "$ISOLATION" "$INSECURE" "$CONFIG"
+    printf 'FAULTS=(%s)\n' "$(printf '%q ' "${FAULTS[@]+"${FAULTS[@]}"}")"
+  } > "$ENVFILE"
+  write_connection
+  start_superlink
+  register_nodes
+  for i in $(seq 0 $((NODES - 1))); do start_node "$i"; done
+  wait_online "$NODES"
+  say "federation up in $DIR; run it: scripts/federation.sh run --dir $DIR"
+}
+
+cmd_down() {
+  [[ -d "$DIR/pids" ]] || { say "nothing runs in $DIR"; return 0; }
+  for f in "$DIR"/pids/node-*.pid; do [[ -f "$f" ]] && stop_component "$(basename "$f" .pid)"; done
+  stop_component superlink
+  say "federation in $DIR is down"
+}
+
+cmd_status() {
+  load_settings
+  local any=""
+  printf '%-10s %-8s %-8s %s\n' component pid state port
+  for name in superlink $(for i in $(seq 0 $((NODES - 1))); do echo "node-$i"; done); do
+    local pid="-" state="stopped" port
+    if [[ "$name" == superlink ]]; then port="$PORT"; else port=$((PORT + 1 + ${name#node-})); fi
+    if alive "$name"; then pid="$(cat "$(pidfile "$name")")"; state="running"; any=1; fi
+    printf '%-10s %-8s %-8s %s\n' "$name" "$pid" "$state" "$port"
+  done
+  if alive superlink; then
+    flwr_cli supernode ls fedlingua 2>/dev/null | tail -n +2 || true
+  fi
+  [[ -n "$any" ]]
+}
+
+write_run_config() {  # the Flower run config (a TOML file: no quoting problems)
+  "$PY" - "$DIR/run-config.toml" "$CONFIG" "$OVERRIDES" "$RESUME" <<'EOF'
+import sys
+import tomli_w
+path, config, overrides, resume = sys.argv[1:]
+with open(path, "wb") as fh:
+    tomli_w.dump({"fedlingua-config": config, "overrides": overrides, "resume": resume}, fh)
+EOF
+}
+
+cmd_run() {
+  local cli_config="$CONFIG"
+  load_settings
+  [[ -n "$cli_config" ]] && CONFIG="$cli_config"
+  local cfg_arg="$CONFIG"
+  alive superlink || die "the SuperLink is not running (scripts/federation.sh status --dir $DIR)"
+  [[ -z "$RESUME" || -f "$RESUME/config.toml" ]] || die "--resume $RESUME is not a run directory"
+  write_run_config
+  local log="$DIR/logs/run-$(date +%Y%m%d-%H%M%S).log" rc=0
+  say "flwr run (config: ${cfg_arg:-defaults}${RESUME:+, resuming $RESUME}); log: $log"
+  local cmd=("$BIN/flwr" run "$REPO" fedlingua --stream --run-config "$DIR/run-config.toml")
+  if [[ -n "$TIMEOUT" ]]; then cmd=(timeout "$TIMEOUT" "${cmd[@]}"); fi
+  (cd "$REPO" && FLWR_HOME="$DIR/homes/cli" "${cmd[@]}") 2>&1 | tee "$log" || rc=$?
+  local id
+  id="$(grep -o 'Successfully started run [0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)"
+  [[ -n "$id" ]] || die "the run did not start (exit $rc): see $log"
+  echo "$id" > "$DIR/last-run-id"
+  local status
+  status="$(flwr_cli ls --run-id "$id" --format json 2>/dev/null \
+    | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["status"])' 2>/dev/null || echo unknown)"
+  say "run $id: $status"
+  [[ "$status" == "finished:completed" ]]
+}
+
+cmd_stop() {
+  [[ "$TARGET" == superlink || "$TARGET" =~ ^node-[0-9]+$ ]] || die "stop superlink|node-I"
+  stop_component "$TARGET"
+}
+
+cmd_kill() {  # a crash drill: SIGKILL, no graceful shutdown
+  [[ "$TARGET" == superlink || "$TARGET" =~ ^node-[0-9]+$ ]] || die "kill superlink|node-I"
+  stop_component "$TARGET" KILL
+}
+
+cmd_restart() {
+  load_settings
+  [[ "$TARGET" == superlink || "$TARGET" =~ ^node-[0-9]+$ ]] || die "restart superlink|node-I"
+  stop_component "$TARGET"
+  if [[ "$TARGET" == superlink ]]; then
+    start_superlink
+  else
+    local i="${TARGET#node-}"
+    [[ "$i" -lt "$NODES" ]] || die "$TARGET: the federation has nodes 0..$((NODES - 1))"
+    start_node "$i"
+  fi
+}
+
+case "$CMD" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  run) cmd_run ;;
+  stop) cmd_stop ;;
+  kill) cmd_kill ;;
+  restart) cmd_restart ;;
+  *) sed -n '2,38p' "${BASH_SOURCE[0]}"; [[ -z "$CMD" ]] || exit 2 ;;
+esac

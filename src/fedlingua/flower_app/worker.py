@@ -1,0 +1,236 @@
+"""A long-running ClientApp worker: one process serves every message its SuperNode receives.
+
+Flower's default (`flower-supernode --isolation subprocess`) starts a fresh
+`flwr-clientapp` process for each message, so every round pays a Python start, the
+imports (torch, transformers, flwr) and fedlingua's preparation of the model and the
+client's data. With `flower-supernode --isolation process` the SuperNode starts no
+executor of its own and waits for one to ask its Runtime API for tasks. This worker is
+that executor: it acquires the SuperNode's ClientApp tasks one at a time and runs each
+in this process, so imports, model and encoded data (`fedlingua.flower_app.task`)
+stay in memory from one round to the next.
+
+    flower-supernode --superlink HOST:9091 ... --isolation process --port 9094 \\
+        --ssl-certfile runtime.pem --ssl-keyfile runtime.key --ssl-ca-certfile ca.crt
+    python -m fedlingua.flower_app.worker --runtime-api-address 127.0.0.1:9094 \\
+        --root-certificates ca.crt --parent-pid <pid of that flower-supernode>
+
+A task goes through Flower's own steps: pull the task input (message, context, run,
+FAB), install the FAB, load the App's `clientapp` component, call it, push the reply,
+then the task's final status and context. Loaded ClientApps are kept per FAB hash.
+Each task runs in its own thread, and only the ClientApp call is serialized (one model
+per process; a SuperNode hands out one message at a time anyway): a task that cannot
+finish its transfers (say, a message of a run the SuperLink forgot when it restarted,
+whose objects never arrive) does not hold up the next one, as separate `flwr-clientapp`
+processes would not.
+What runs is the fedlingua installed next to the worker (as for `flwr-clientapp`);
+runtime dependency installation is never done here. An exception in a task becomes
+an error reply to the server; the worker itself keeps serving. It exits when its
+parent process (the SuperNode) exits, or on SIGINT/SIGTERM.
+
+`scripts/federation.sh up` runs one worker per SuperNode by default
+(`--isolation subprocess` gives Flower's per-message processes instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from flwr.app import Error, Message
+from flwr.cli.install import install_from_fab
+from flwr.clientapp import ClientApp
+from flwr.clientapp.utils import get_load_client_app_fn
+from flwr.common.constant import ErrorCode, SubStatus
+from flwr.proto.runtime_pb2 import (  # pylint: disable=E0611
+    AcquireTaskRequest,
+    SendTaskHeartbeatRequest,
+)
+from flwr.supercore.app_utils import start_parent_process_monitor
+from flwr.supercore.constant import TaskType
+from flwr.supercore.heartbeat import HeartbeatSender
+from flwr.supercore.interceptors import (
+    RuntimeTokenHttpInterceptor,
+    RuntimeVersionHttpInterceptor,
+)
+from flwr.supercore.retry import make_simple_http_retry_invoker
+from flwr.supercore.runtime import RuntimeHttpClient
+from flwr.supernode.runtime.run_clientapp import (
+    pull_task_input,
+    push_message,
+    push_task_output,
+)
+
+log = logging.getLogger("fedlingua.worker")
+
+
+def _client(address: str, root_certificates: bytes | None, insecure: bool, *interceptors):
+    return RuntimeHttpClient.from_server_address(
+        server_address=address,
+        insecure=insecure,
+        root_certificates=root_certificates,
+        interceptors=list(interceptors),
+        retry_invoker=make_simple_http_retry_invoker(),
+    )
+
+
+def _heartbeat(client: RuntimeHttpClient) -> Callable[[], bool]:
+    """Task heartbeats; unlike flwr-clientapp's, a refused one never signals this process."""
+    request = SendTaskHeartbeatRequest()
+
+    def beat() -> bool:
+        try:
+            client.SendTaskHeartbeat(request)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    return beat
+
+
+class Worker:
+    """Acquires the ClientApp tasks of one SuperNode and runs them in this process."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        root_certificates: bytes | None = None,
+        insecure: bool = False,
+        poll_s: float = 0.2,
+        max_parallel: int = 8,
+    ) -> None:
+        if insecure == (root_certificates is not None):
+            raise ValueError("give exactly one of root_certificates and insecure=True")
+        self.address = address
+        self.root_certificates = root_certificates
+        self.insecure = insecure
+        self.poll_s = poll_s
+        self.max_parallel = max_parallel
+        self.tasks_done = 0
+        self._apps: dict[str, ClientApp] = {}
+        self._lock = threading.Lock()  # one ClientApp call at a time: one model per process
+        self._threads: list[threading.Thread] = []
+        self._load = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)
+
+    def serve(self, max_tasks: int | None = None) -> None:
+        acquirer = _client(
+            self.address,
+            self.root_certificates,
+            self.insecure,
+            RuntimeVersionHttpInterceptor(component_name="SuperExec"),
+        )
+        request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
+        log.info("serving ClientApp tasks of the SuperNode at %s", self.address)
+        try:
+            while max_tasks is None or self.tasks_done < max_tasks:
+                self._threads = [t for t in self._threads if t.is_alive()]
+                if len(self._threads) >= self.max_parallel:
+                    time.sleep(self.poll_s)
+                    continue
+                res = acquirer.AcquireTask(request)
+                if res.HasField("task") and res.token:
+                    thread = threading.Thread(target=self.run_task, args=(res.token,), daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+                else:
+                    time.sleep(self.poll_s)
+        finally:
+            acquirer.close()
+
+    def _app(self, run, fab) -> ClientApp:
+        if fab.hash_str not in self._apps:
+            install_from_fab(fab.content, skip_prompt=True)
+            self._apps[fab.hash_str] = self._load(run.fab_id, run.fab_version, fab.hash_str)
+        return self._apps[fab.hash_str]
+
+    def run_task(self, token: str) -> None:
+        """One ClientApp task: what `flwr-clientapp --token` does, without leaving the process."""
+        start = time.perf_counter()
+        client = _client(
+            self.address,
+            self.root_certificates,
+            self.insecure,
+            RuntimeVersionHttpInterceptor(component_name="flwr-clientapp"),
+            RuntimeTokenHttpInterceptor(token),
+        )
+        heartbeat = HeartbeatSender(_heartbeat(client))
+        heartbeat.start()
+        message = context = reply = None
+        status, details = SubStatus.FAILED, "ClientApp task failed"
+        try:
+            message, context, run, fab = pull_task_input(client)
+            with self._lock:
+                reply = self._app(run, fab)(message=message, context=context)
+            status, details = SubStatus.COMPLETED, ""
+        except Exception as exc:  # the task fails, the worker goes on
+            log.exception("ClientApp task failed")
+            details = f"{type(exc).__name__}: {exc}"
+            if message is not None:
+                error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=details)
+                reply = Message(error, reply_to=message)
+        finally:
+            try:
+                if reply is not None and context is not None:
+                    push_message(client, reply, context)
+            except Exception:
+                log.exception("could not push the reply to the SuperNode")
+            push_task_output(client=client, context=context, sub_status=status, details=details)
+            heartbeat.stop()
+            client.close()
+        with self._lock:
+            self.tasks_done += 1
+        kind = message.metadata.message_type if message is not None else "?"
+        log.info(
+            "task %s (%s) %s in %.2fs", self.tasks_done, kind, status, time.perf_counter() - start
+        )
+
+
+def _warm_imports() -> None:
+    """Import what every fedlingua task needs before the first one arrives."""
+    import fedlingua.flower_app.client_app  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m fedlingua.flower_app.worker",
+        description="Long-running ClientApp worker for `flower-supernode --isolation process`",
+    )
+    parser.add_argument("--runtime-api-address", required=True, help="SuperNode Runtime API")
+    tls = parser.add_mutually_exclusive_group(required=True)
+    tls.add_argument("--root-certificates", help="CA certificate of the Runtime API's TLS")
+    tls.add_argument("--insecure", action="store_true", help="plain HTTP (not recommended)")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process exits")
+    parser.add_argument("--poll-s", type=float, default=0.2, help="task polling interval")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: where is it? (stack to the log)
+    if args.parent_pid is not None:
+        start_parent_process_monitor(args.parent_pid)
+    roots = Path(args.root_certificates).read_bytes() if args.root_certificates else None
+    os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    _warm_imports()
+    worker = Worker(
+        args.runtime_api_address,
+        root_certificates=roots,
+        insecure=args.insecure,
+        poll_s=args.poll_s,
+    )
+    try:
+        worker.serve()
+    except KeyboardInterrupt:
+        log.info("stopped after %d task(s)", worker.tasks_done)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""What Flower tests share: private ports and FLWR_HOME, tagged processes, stops that leave nothing.
+
+Every process a Flower test starts (SuperLink, SuperNodes, SuperExec, ServerApp,
+ClientApps, workers, Ray) inherits a marker in its environment; teardown stops
+exactly the processes that carry this test's marker, by pid, and checks that none
+survived. Used by tests/federation/test_flower_app.py (`flwr run` simulation) and
+tests/deployment/ (SuperLink + SuperNodes on loopback).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MARKER = "FEDLINGUA_TEST_PROCESS_TAG"
+
+needs_flwr_cli = pytest.mark.skipif(
+    not (BIN / "flwr").exists() or not Path("/proc").is_dir(),
+    reason="needs the flwr CLI next to this Python and Linux /proc (to stop what the run starts)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_range(count: int) -> int:
+    """A base port such that base .. base+count-1 are all free on 127.0.0.1."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - count)
+        if all(_is_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Pids of live processes whose environment carries `MARKER=tag` (this user's only)."""
+    needle = f"{MARKER}={tag}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:  # gone, or not ours
+            continue
+    return pids
+
+
+def stop_tagged(tag: str) -> None:
+    """SIGTERM, then SIGKILL, every process carrying the marker; waits until they are gone."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        pids = tagged_pids(tag)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = tagged_pids(tag)
+        if not pids:
+            return
+
+
+def flower_env(home: Path, tag: str) -> dict[str, str]:
+    """Environment for Flower processes: private FLWR_HOME, offline, one thread, tagged."""
+    return os.environ | {
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # flwr starts flower-*
+        "FLWR_HOME": str(home),
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "FEDLINGUA_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        MARKER: tag,
+    }
