@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 import torch
@@ -234,3 +235,34 @@ def test_the_server_app_resumes_only_a_run_of_the_same_config(tmp_path, tiny_con
     cfg.federation.rounds += 1
     with pytest.raises(ConfigError, match="another config"):
         resumable(cfg, str(run_dir))
+
+
+# ---- nothing a peer sends, and nothing on disk, is ever unpickled ---------------------------
+def test_no_code_path_unpickles():
+    """Tensors travel as numpy `.npy` bytes decoded with allow_pickle=False and are stored as
+    safetensors; everything else is JSON/TOML. No pickle, torch.load or np.load with pickles."""
+    import re
+
+    import fedlingua
+
+    for path in Path(fedlingua.__file__).parent.rglob("*.py"):
+        code = path.read_text(encoding="utf-8")
+        for banned in ("import pickle", "from pickle", "torch.load(", "joblib", "dill", "marshal"):
+            assert banned not in code, f"{path}: {banned}"
+        for call in re.findall(r"np\.load\(([^)]*)\)", code):
+            assert "allow_pickle=False" in call, f"{path}: np.load({call})"
+        if path.name != "faults.py":  # which builds a pickled payload to prove it is refused
+            assert "allow_pickle=True" not in code, path
+
+
+def test_checkpoints_and_results_are_safetensors_and_json_only(
+    tmp_path, tiny_config, tiny_backbone
+):
+    from fedlingua.paradigms import run
+
+    cfg = tiny_config(tmp_path, name="files", federation__strategy="fedadam")
+    results = run(cfg, backbone=tiny_backbone, log=lambda line: None)
+    files = [p for p in Path(results["run_dir"]).rglob("*") if p.is_file()]
+    assert any(p.parent.name.startswith("round-") for p in files)  # the checkpoint is there
+    assert {p.suffix for p in files} <= {".safetensors", ".json", ".jsonl", ".toml", ".md"}, files
+    assert not [p for p in files if p.name.startswith(".")]  # no temporary file left behind

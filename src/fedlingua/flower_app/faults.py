@@ -20,14 +20,15 @@ The kinds:
     pickled       the first tensor sent as a pickled numpy object array (rejected
                   without being unpickled: the server decodes with allow_pickle=False)
 
-The same `corrupt` function serves in-process experiments
-(`benchmarks/robust_aggregation.py`).
+The same `corrupt` function serves in-process experiments through `corrupting`
+(`benchmarks/robust_aggregation.py`, tests/federation/test_robust_aggregation.py).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message
@@ -109,3 +110,21 @@ def fault_injection(msg: Message, context: Context, call_next: ClientAppCallable
         reply.content[ARRAYS_KEY], spec, seed=derive_seed(context.node_id, server_round)
     )
     return reply
+
+
+def corrupting(handle_train: Callable, client_id: str, spec: str) -> Callable:
+    """`handle_train` whose replies for `client_id` come back corrupted (in-process experiments).
+
+    For the in-process simulation, which calls `fedlingua.paradigms.handle_train` for every
+    client: patch that name with this wrapper (benchmarks/robust_aggregation.py does).
+    """
+
+    def handler(bench, site, content, on_step=None):
+        reply = handle_train(bench, site, content, on_step=on_step)
+        if site.client_id == client_id:
+            server_round = int(content[CONFIG_KEY]["server-round"])
+            seed = derive_seed(client_id, server_round)
+            reply[ARRAYS_KEY] = corrupt(reply[ARRAYS_KEY], spec, seed=seed)
+        return reply
+
+    return handler
