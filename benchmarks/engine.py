@@ -92,15 +92,18 @@ def throughput(methods: list[str], steps: int) -> dict:
     return out
 
 
-def _child(clients_per_language: int, max_train: int) -> None:
+def _child(clients: int, max_train: int) -> None:
     """One in-process federated round; prints peak RSS and timing as JSON."""
+    from fedlingua.data import DEFAULT_CLDR_LOCALES
     from fedlingua.paradigms import run
 
+    langs = list(DEFAULT_CLDR_LOCALES)[: min(clients, 8)]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _config(
             tmp,
             **{
-                "data.clients_per_language": clients_per_language,
+                "data.languages": json.dumps(langs),
+                "data.clients_per_language": clients // len(langs),
                 "data.max_train_per_client": max_train,
                 "data.max_eval_per_language": 32,
             },
@@ -110,7 +113,7 @@ def _child(clients_per_language: int, max_train: int) -> None:
     print(
         json.dumps(
             {
-                "clients": clients_per_language * 8,
+                "clients": clients,
                 "peak_rss_mb": peak_kb / 1024,
                 "train_s": res["time"]["train_s"],
                 "client_compute_s": res["time"]["client_compute_s"],
@@ -123,7 +126,7 @@ def _child(clients_per_language: int, max_train: int) -> None:
 def memory(counts: list[int], max_train: int) -> list[dict]:
     rows = []
     for n in counts:
-        cmd = [sys.executable, __file__, "--child", str(n // 8), str(max_train)]
+        cmd = [sys.executable, __file__, "--child", str(n), str(max_train)]
         env = dict(os.environ, FEDLINGUA_THREADS=os.environ.get("FEDLINGUA_THREADS", "2"))
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -138,7 +141,8 @@ def main() -> None:
     if args.child:
         _child(*args.child)
         return
-    from fedlingua.runtime import configure_threads, environment
+    from fedlingua.config import RunConfig
+    from fedlingua.runtime import configure_threads, environment, resolve_precision
 
     threads = configure_threads(None)
     steps = 4 if args.quick else 12
@@ -152,7 +156,8 @@ def main() -> None:
     lines = [
         "# Training engine: throughput, memory, round overhead",
         "",
-        f"Command: `{command}` (torch threads {threads}; e5-small fp32; CLDR data, batch 32, "
+        f"Command: `{command}` (torch threads {threads}; e5-small, precision "
+        f"{resolve_precision(RunConfig().model.precision)} (the default); CLDR data, batch 32, "
         "max 32 text tokens + virtual tokens).",
         "",
         "## Client-update throughput (median over steps, French CLDR client)",
@@ -169,7 +174,7 @@ def main() -> None:
         "",
         "## In-process simulation: peak memory and round overhead (prompt-encoder, 1 round)",
         "",
-        "Clients = 8 CLDR languages x k clients per language, 16 training examples each; "
+        "Clients = up to 8 CLDR languages x k clients per language, 16 training examples each; "
         "each row is a fresh process.",
         "",
         "| clients | peak RSS (MB) | round train time (s) | client compute (s) | outside compute |",

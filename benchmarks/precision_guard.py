@@ -39,7 +39,7 @@ OVERRIDES = [
     "data.max_train_per_client=128",
     "data.max_length=64",
     "federation.rounds=4",
-    "train.batch_size=32",
+    "evaluation.every=4",
     "progress=false",
 ]
 

@@ -67,9 +67,11 @@ class DataConfig:
 class ModelConfig:
     name: str = _help("'e5-small' (offline default), a hub id or a local folder", "e5-small")
     precision: str = _help(
-        "'auto' (bf16 where this CPU runs it clearly faster), 'fp32', or 'bf16' "
-        "(autocast of the frozen backbone; trainable tensors and optimizer stay fp32)",
-        "auto",
+        "'fp32' (default: bf16 failed the accuracy guard, see "
+        "benchmarks/results/precision_guard.md), 'bf16' (autocast of the frozen backbone, "
+        "about 2.4x faster; trainable tensors and optimizer stay fp32), or 'auto' (bf16 "
+        "where this CPU multiplies bf16 clearly faster)",
+        "fp32",
     )
     dropout: float = _help("dropout before the classification head", 0.1)
 
