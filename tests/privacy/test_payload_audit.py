@@ -10,26 +10,16 @@ runs (several methods and DP modes, with client failures) and on a real `flwr ru
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from flower_processes import needs_flwr_cli
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedlingua.federation.payload import ARRAYS_KEY, CLIENT_KEY, METRICS_KEY
 from fedlingua.paradigms import prepare, run
 from fedlingua.privacy.payload import ENV, Declared, audit_log, audit_reply, text_needles
 from fedlingua.training import build_workbench
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "federation"))
-from test_flower_app import (  # noqa: E402  (the Flower App test's fixtures and helpers)
-    RUN_TIMEOUT_S,
-    _flwr,
-    flower_env,  # noqa: F401  (a fixture)
-    needs_flwr_cli,
-    tiny_model_dir,  # noqa: F401  (a fixture)
-)
 
 
 def _declared_and_texts(cfg, backbone) -> tuple[Declared, list[bytes]]:
@@ -143,32 +133,21 @@ def test_the_audit_flags_every_kind_of_leak(kind):
 
 # ---- the Flower path: `flwr run` with the payload log on in every ClientApp process ---------
 @needs_flwr_cli
-def test_every_message_a_client_app_sends_under_flwr_run_is_clean(tmp_path, request, tiny_config):
-    env = request.getfixturevalue("flower_env")
-    model_dir = request.getfixturevalue("tiny_model_dir")
+def test_every_message_a_client_app_sends_under_flwr_run_is_clean(
+    tmp_path, flwr_env, flwr_run, tiny_model_dir, tiny_config
+):
     cfg = tiny_config(tmp_path / "runs", name="flower-audit", federation__rounds=2)
-    cfg.model.name = str(model_dir)
+    cfg.model.name = str(tiny_model_dir)
     cfg.data.languages = ["fr", "sw"]
     cfg.data.max_train_per_client = 32
     config_path = tmp_path / "run.toml"
     config_path.write_text(cfg.to_toml())
     log = tmp_path / "payloads"
-    env = env | {ENV: str(log)}
-    proc = _flwr(
-        env,
-        "run",
-        str(Path(__file__).resolve().parents[2]),
-        "--stream",
-        "--run-config",
-        f"fedlingua-config='{config_path}'",
-        "--federation-config",
-        "num-supernodes=2 client-resources-num-cpus=1",
-        timeout=RUN_TIMEOUT_S,
-    )
+    proc = flwr_run(flwr_env | {ENV: str(log)}, config_path, supernodes=2)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     from fedlingua.models import load_backbone
 
-    declared, texts = _declared_and_texts(cfg, load_backbone(str(model_dir)))
+    declared, texts = _declared_and_texts(cfg, load_backbone(str(tiny_model_dir)))
     audit = audit_log(log, declared, texts)
     assert audit.problems == {}
     # the roll call (one identity per SuperNode) and 2 rounds x 2 clients of training

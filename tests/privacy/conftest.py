@@ -1,0 +1,69 @@
+"""`flwr run` for the privacy tests: the Flower App in simulation, behind a local SuperLink on
+loopback, in a private FLWR_HOME, every process it starts stopped afterwards (by its marker;
+see tests/flower_processes.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from flower_processes import BIN, REPO, flower_env, free_port, stop_tagged, tagged_pids
+
+RUN_TIMEOUT_S = 300  # a 2-round run on the tiny model takes about 45-60 s on 2 busy cores
+
+
+@pytest.fixture
+def flwr_env(tmp_path):
+    home = tmp_path / "flwr-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
+    )
+    tag = uuid.uuid4().hex
+    env = flower_env(home, tag) | {
+        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
+        "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
+    }
+    try:
+        yield env
+    finally:
+        stop_tagged(tag)
+        assert not tagged_pids(tag), "processes started by the Flower run survived teardown"
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_backbone):
+    """The tiny backbone saved as a model folder: what every Flower process loads."""
+    folder = tmp_path / "tiny-model"
+    tiny_backbone.encoder.save_pretrained(folder)
+    tiny_backbone.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def flwr_run():
+    """`flwr_run(env, config_path, supernodes)`: `flwr run . --stream` of the repository's
+    Flower App with a fedlingua config file (use with the `flwr_env` fixture)."""
+    return _flwr_run
+
+
+def _flwr_run(env: dict, config_path: Path, supernodes: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            str(BIN / "flwr"),
+            "run",
+            str(REPO),
+            "--stream",
+            "--run-config",
+            f"fedlingua-config='{config_path}'",
+            "--federation-config",
+            f"num-supernodes={supernodes} client-resources-num-cpus=1",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
