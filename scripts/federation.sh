@@ -25,6 +25,10 @@
 #       the run ends. --resume continues a run directory after its last checkpoint (after
 #       the server died). Exit status 0 only if the run finished:completed.
 #   scripts/federation.sh status [--dir DIR]      what runs: pids, ports, nodes online
+#   scripts/federation.sh certs [--san NAME]... [--dir DIR]
+#       Only make (or keep) the CA and the certificates in DIR/tls, the SuperLink's with the
+#       extra subject alternative names (DNS names or IPs the sites use to reach it); for
+#       machines on a network (README.md, "Running across machines"). `up` takes --san too.
 #   scripts/federation.sh down [--dir DIR]        stop everything `up` (or `restart`) started
 #   scripts/federation.sh stop superlink|node-I [--dir DIR]      stop one component
 #   scripts/federation.sh kill superlink|node-I [--dir DIR]      crash drill: SIGKILL it
@@ -74,7 +78,7 @@ while [[ $# -gt 0 ]]; do
     --overrides) OVERRIDES="$2"; shift 2 ;;
     --resume) RESUME="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,42p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -324,6 +328,13 @@ cmd_up() {
   say "federation up in $DIR; run it: scripts/federation.sh run --dir $DIR"
 }
 
+cmd_certs() {
+  command -v openssl >/dev/null || die "openssl is needed to make the certificates"
+  make_tls
+  say "certificates in $DIR/tls: ca.crt (give it to every site), superlink.pem/.key, runtime.pem/.key"
+  openssl x509 -in "$DIR/tls/superlink.pem" -noout -ext subjectAltName 2>/dev/null | tail -n +2 || true
+}
+
 cmd_down() {
   [[ -d "$DIR/pids" ]] || { say "nothing runs in $DIR"; return 0; }
   for f in "$DIR"/pids/node-*.pid; do [[ -f "$f" ]] && stop_component "$(basename "$f" .pid)"; done
@@ -404,13 +415,19 @@ cmd_restart() {
   fi
 }
 
-case "$CMD" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
-  run) cmd_run ;;
-  stop) cmd_stop ;;
-  kill) cmd_kill ;;
-  restart) cmd_restart ;;
-  *) sed -n '2,38p' "${BASH_SOURCE[0]}"; [[ -z "$CMD" ]] || exit 2 ;;
-esac
+main() {
+  case "$CMD" in
+    up) cmd_up ;;
+    certs) cmd_certs ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    run) cmd_run ;;
+    stop) cmd_stop ;;
+    kill) cmd_kill ;;
+    restart) cmd_restart ;;
+    *) sed -n '2,42p' "${BASH_SOURCE[0]}"; [[ -z "$CMD" ]] || exit 2 ;;
+  esac
+}
+
+# parsed whole before it runs: editing this file during a long `run` cannot derail it
+main; exit $?

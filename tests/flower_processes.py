@@ -3,8 +3,8 @@
 Every process a Flower test starts (SuperLink, SuperNodes, SuperExec, ServerApp,
 ClientApps, workers, Ray) inherits a marker in its environment; teardown stops
 exactly the processes that carry this test's marker, by pid, and checks that none
-survived. Used by tests/federation/test_flower_app.py (`flwr run` simulation) and
-tests/deployment/ (SuperLink + SuperNodes on loopback).
+survived. Used by tests/federation/test_flower_app.py and tests/privacy (`flwr run`
+simulations) and tests/deployment/ (SuperLink + SuperNodes on loopback).
 """
 
 from __future__ import annotations

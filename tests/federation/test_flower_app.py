@@ -11,18 +11,23 @@ those processes, by pid.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import torch
+from flower_processes import (
+    BIN,
+    REPO,
+    flower_env,
+    free_port,
+    needs_flwr_cli,
+    stop_tagged,
+    tagged_pids,
+)
 from flwr.app import Context, MessageType, RecordDict
 
 from fedlingua.config import ConfigError, RunConfig
@@ -33,15 +38,7 @@ from fedlingua.flower_app import client_app
 from fedlingua.flower_app.task import load_run_config
 from fedlingua.paradigms import load_final_states, run
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-MARKER = "FEDLINGUA_TEST_PROCESS_TAG"
 RUN_TIMEOUT_S = 300  # about 45 s on 2 cores
-
-needs_flwr_cli = pytest.mark.skipif(
-    not (BIN / "flwr").exists() or not Path("/proc").is_dir(),
-    reason="needs the flwr CLI next to this Python and Linux /proc (to stop what the run starts)",
-)
 
 
 @pytest.fixture
@@ -111,45 +108,8 @@ def test_client_app_plays_the_partition_it_is_given_and_replies_errors_like_the_
 
 
 # ---- the whole App under `flwr run` ---------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tagged_pids(tag: str) -> list[int]:
-    """Pids of live processes whose environment carries `MARKER=tag` (this user's only)."""
-    needle = f"{MARKER}={tag}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
-        except OSError:  # gone, or not ours
-            continue
-    return pids
-
-
-def _stop(tag: str) -> None:
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        pids = _tagged_pids(tag)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.2)
-            pids = _tagged_pids(tag)
-        if not pids:
-            return
-
-
-@pytest.fixture
-def flower_env(tmp_path):
+@pytest.fixture(name="flower_env")
+def flower_env_fixture(tmp_path):
     """Environment for `flwr`: private FLWR_HOME and ports, offline, tagged; stops it all after."""
     home = tmp_path / "flwr-home"
     home.mkdir()
@@ -157,25 +117,15 @@ def flower_env(tmp_path):
         '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
     )
     tag = uuid.uuid4().hex
-    env = os.environ | {
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # flwr starts flower-superlink
-        "FLWR_HOME": str(home),
-        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(_free_port()),
-        "FLWR_LOCAL_CONTROL_API_PORT": str(_free_port()),
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        MARKER: tag,
+    env = flower_env(home, tag) | {
+        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
+        "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
     }
     try:
         yield env
     finally:
-        _stop(tag)
-        assert not _tagged_pids(tag), "processes started by the Flower run survived teardown"
+        stop_tagged(tag)
+        assert not tagged_pids(tag), "processes started by the Flower run survived teardown"
 
 
 def _flwr(env, *args, timeout=60) -> subprocess.CompletedProcess:

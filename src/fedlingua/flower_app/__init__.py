@@ -1,8 +1,13 @@
 """The Flower App: fedlingua's federated run under Flower (simulation or SuperLink + SuperNodes).
 
-    server_app.py  ServerApp: `fedlingua.paradigms.run` with Flower's grid
+    server_app.py  ServerApp: `fedlingua.paradigms.run` with Flower's grid (run-config
+                   `resume`: continue a run directory after the server died)
     client_app.py  ClientApp: `fedlingua.federation.client.handle_train` per SuperNode
     task.py        what both read: the run config, the prepared data, the node's client
+    worker.py      a long-running ClientApp process for `flower-supernode --isolation
+                   process`: no fresh process, imports and model load per message
+    faults.py      fault injection (`fedlingua-fault` in a node's node config): a node
+                   that sends scaled, random, wrong-shaped, NaN or pickled tensors
 
 The App is declared in the repository's own pyproject.toml (`[tool.flwr.app]`), so
 `flwr run .` from the repository root builds it. The FAB packs pyproject.toml and
@@ -25,4 +30,8 @@ Local simulation (Ray), e.g. 2 clients (one SuperNode per client):
 local SuperLink that keeps running after the run: stop it when done. Flower 1.42
 keeps connections there, not in pyproject.toml: a `[tool.flwr.federations]` table
 would be migrated out (and commented out in pyproject.toml) by `flwr run`.
+
+Deployment (a SuperLink and one SuperNode per client, TLS and SuperNode authentication,
+faults survived): `scripts/federation.sh` runs a whole federation on one host, and the
+README's "Running across machines" describes the same on a network.
 """
