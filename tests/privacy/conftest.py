@@ -67,3 +67,30 @@ def _flwr_run(env: dict, config_path: Path, supernodes: int) -> subprocess.Compl
         text=True,
         timeout=RUN_TIMEOUT_S,
     )
+
+
+@pytest.fixture
+def declared_and_texts():
+    """`f(cfg, backbone) -> (Declared, text needles)`: what the config's clients may send,
+    derived independently of the run's own code path, and every text of the dataset."""
+    from fedlingua.methods import make_method
+    from fedlingua.paradigms import prepare
+    from fedlingua.privacy.payload import Declared, text_needles
+    from fedlingua.training import build_workbench
+
+    def make(cfg, backbone):
+        virtual = make_method(cfg.method).virtual_tokens
+        prep = prepare(cfg, backbone=backbone, virtual_tokens=virtual)
+        bench = build_workbench(prep.backbone, len(prep.dataset.labels), cfg)
+        arrays = {n: tuple(p.shape) for n, p in bench.model.named_parameters() if p.requires_grad}
+        identities = {c.client_id: c.lang for c in prep.clients}
+        ds = prep.dataset
+        texts = [
+            ex.text
+            for lang in ds.languages()
+            for split in ("train", "dev", "test")
+            for ex in ds.split(lang, split)
+        ]
+        return Declared(arrays, identities), text_needles(texts)
+
+    return make

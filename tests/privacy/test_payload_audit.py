@@ -17,26 +17,8 @@ from flower_processes import needs_flwr_cli
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedlingua.federation.payload import ARRAYS_KEY, CLIENT_KEY, METRICS_KEY
-from fedlingua.paradigms import prepare, run
-from fedlingua.privacy.payload import ENV, Declared, audit_log, audit_reply, text_needles
-from fedlingua.training import build_workbench
-
-
-def _declared_and_texts(cfg, backbone) -> tuple[Declared, list[bytes]]:
-    """What the config's clients may send, derived independently of the run's own code path."""
-    from fedlingua.methods import make_method
-
-    prep = prepare(cfg, backbone=backbone, virtual_tokens=make_method(cfg.method).virtual_tokens)
-    bench = build_workbench(prep.backbone, len(prep.dataset.labels), cfg)
-    arrays = {n: tuple(p.shape) for n, p in bench.model.named_parameters() if p.requires_grad}
-    identities = {c.client_id: c.lang for c in prep.clients}
-    texts = [
-        ex.text
-        for lang in prep.dataset.languages()
-        for s in ("train", "dev", "test")
-        for ex in prep.dataset.split(lang, s)
-    ]
-    return Declared(arrays, identities), text_needles(texts)
+from fedlingua.paradigms import run
+from fedlingua.privacy.payload import ENV, Declared, audit_log, audit_reply
 
 
 @pytest.mark.parametrize(
@@ -48,7 +30,7 @@ def _declared_and_texts(cfg, backbone) -> tuple[Declared, list[bytes]]:
     ],
 )
 def test_every_message_of_an_in_process_run_holds_only_declared_tensors_and_metrics(
-    tmp_path, monkeypatch, tiny_backbone, tiny_config, method, privacy
+    tmp_path, monkeypatch, tiny_backbone, tiny_config, declared_and_texts, method, privacy
 ):
     log = tmp_path / "payloads"
     monkeypatch.setenv(ENV, str(log))
@@ -63,7 +45,7 @@ def test_every_message_of_an_in_process_run_holds_only_declared_tensors_and_metr
         setattr(cfg.privacy, key, value)
     cfg.validate()
     results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
-    declared, texts = _declared_and_texts(cfg, tiny_backbone)
+    declared, texts = declared_and_texts(cfg, tiny_backbone)
     assert len(texts) > 500  # the CLDR names long enough to search for
 
     audit = audit_log(log, declared, texts)
@@ -134,7 +116,7 @@ def test_the_audit_flags_every_kind_of_leak(kind):
 # ---- the Flower path: `flwr run` with the payload log on in every ClientApp process ---------
 @needs_flwr_cli
 def test_every_message_a_client_app_sends_under_flwr_run_is_clean(
-    tmp_path, flwr_env, flwr_run, tiny_model_dir, tiny_config
+    tmp_path, flwr_env, flwr_run, tiny_model_dir, tiny_config, declared_and_texts
 ):
     cfg = tiny_config(tmp_path / "runs", name="flower-audit", federation__rounds=2)
     cfg.model.name = str(tiny_model_dir)
@@ -147,7 +129,7 @@ def test_every_message_a_client_app_sends_under_flwr_run_is_clean(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     from fedlingua.models import load_backbone
 
-    declared, texts = _declared_and_texts(cfg, load_backbone(str(tiny_model_dir)))
+    declared, texts = declared_and_texts(cfg, load_backbone(str(tiny_model_dir)))
     audit = audit_log(log, declared, texts)
     assert audit.problems == {}
     # the roll call (one identity per SuperNode) and 2 rounds x 2 clients of training

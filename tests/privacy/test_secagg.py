@@ -25,7 +25,7 @@ from fedlingua.config import PrivacyConfig
 from fedlingua.federation.client import drops_out
 from fedlingua.federation.grid import InProcessGrid
 from fedlingua.paradigms import load_final_states, run
-from fedlingua.privacy.payload import ENV
+from fedlingua.privacy.payload import ENV, Declared, audit_log, audit_secagg_reply
 from fedlingua.privacy.secagg import SecAggFederation, secagg_client_mods
 
 SHAPES = {"w": (40, 25), "b": (25,)}
@@ -126,6 +126,25 @@ def test_a_client_that_drops_out_after_the_key_exchange_is_survived():
     assert -3 in stages[2] and 3 not in stages[3]
 
 
+def test_the_payload_audit_holds_secagg_replies_to_their_protocol():
+    fed = _federation()
+    fed.step(1)
+    declared = Declared({"w": SHAPES["w"], "b": SHAPES["b"]}, {})
+    replies = [x.content for x in fed.last_grid.received]
+    assert all(audit_secagg_reply(r, declared, [b"a training sentence"]) == [] for r in replies)
+    masked = next(r for r in replies if "fitres.parameters" in r.array_records)
+    leaky = RecordDict(dict(masked))
+    leaky["fitres.parameters"] = compat.parameters_to_arrayrecord(
+        ndarrays_to_parameters([_client_tensors(1)["w"]]), keep_input=True
+    )
+    assert any("in clear" in x for x in audit_secagg_reply(leaky, declared))
+    chatty = RecordDict(dict(masked))
+    chatty["notes"] = ConfigRecord({"text": "a training sentence"})
+    problems = audit_secagg_reply(chatty, declared, [b"a training sentence"])
+    assert any("outside the SecAgg+ protocol" in x for x in problems)
+    assert any("training text" in x for x in problems)
+
+
 def test_too_many_dropouts_halt_the_round_and_keep_the_global_model():
     fed = _federation(fail={2, 3}, n=3)  # 1 survivor < threshold 2
     out = fed.step(1)
@@ -166,7 +185,7 @@ def _seed_with_one_dropout(clients: list[str], p: float) -> int:
 
 @needs_flwr_cli
 def test_flwr_run_trains_with_secagg_on_loopback_and_survives_a_dropout(
-    tmp_path, flwr_env, flwr_run, tiny_model_dir, tiny_config
+    tmp_path, flwr_env, flwr_run, tiny_model_dir, tiny_config, declared_and_texts
 ):
     clients = ["fr", "sw", "lg"]
     cfg = tiny_config(tmp_path / "runs", name="secagg", federation__rounds=2)
@@ -190,14 +209,13 @@ def test_flwr_run_trains_with_secagg_on_loopback_and_survives_a_dropout(
     assert len(rounds[0]["failed"]) == 1 and len(rounds[0]["succeeded"]) == 2
     assert "dropped out in round 1" in next(iter(rounds[0]["failed"].values()))
     assert sorted(rounds[1]["succeeded"]) == sorted(clients)
-    # every train message a ClientApp sent: no tensor in clear (only SecAgg+ records)
-    from fedlingua.federation.payload import deserialize
+    # every message a ClientApp sent follows the SecAgg+ contract: no tensor in clear
+    from fedlingua.models import load_backbone
 
-    train = [f for f in log.iterdir() if f.name.startswith("train") and f.suffix == ".pb"]
-    assert len(train) >= 4 * 2 * 3 - 3  # 4 stages x 2 rounds x 3 clients, less the dropout
-    for f in train:
-        content = deserialize(f.read_bytes())
-        assert all(len(rec) == 0 for rec in content.array_records.values()), f.name
-        assert RECORD_KEY_CONFIGS in content.config_records
+    declared, texts = declared_and_texts(cfg, load_backbone(str(tiny_model_dir)))
+    audit = audit_log(log, declared, texts)
+    assert audit.problems == {}
+    assert audit.secagg >= 4 * 2 * 3 - 3  # 4 stages x 2 rounds x 3 clients, less the dropout
+    assert audit.by_kind["query"] == 3 and audit.errors == 1
     results = json.loads((tmp_path / "runs" / "secagg" / "results.json").read_text())
     assert set(results["languages"]) == set(clients)

@@ -17,7 +17,12 @@ The log is the outermost client mod, so it sees what leaves after every other mo
 * and no training text anywhere in the serialized bytes.
 
 So no text, token ids (integer arrays), labels or per-example values can leave a client
-without failing the audit. `audit_log` runs it over a whole folder.
+without failing the audit. Under SecAgg+ (`privacy.secure_aggregation`) a client's
+messages follow Flower's protocol instead, and `audit_secagg_reply` checks that contract:
+no tensor at all (every ArrayRecord empty), only the protocol's keys (public keys,
+encrypted key shares, the masked integer vector, node ids), the declared scalar metrics
+and example count, and no training text. `audit_log` runs the right check over a whole
+folder.
 """
 
 from __future__ import annotations
@@ -129,6 +134,46 @@ def audit_reply(content: RecordDict, declared: Declared, texts: Iterable[bytes] 
     return problems
 
 
+SECAGG_RECORD = "secaggplus_configs"
+SECAGG_KEYS = frozenset(
+    {"pk1", "pk2", "dsts", "ctxts", "masked_params", "nids", "shares"}  # what clients send
+)
+
+
+def audit_secagg_reply(
+    content: RecordDict, declared: Declared, texts: Iterable[bytes] = ()
+) -> list[str]:
+    """Violations of the SecAgg+ client contract in one reply's content (empty: clean)."""
+    problems: list[str] = []
+    for name, record in content.array_records.items():
+        if len(record):
+            problems.append(f"tensors in clear: ArrayRecord {name!r} holds {list(record)[:3]}")
+    allowed_configs = {SECAGG_RECORD, "fitres.metrics", "fitres.status"}
+    extra = set(content.config_records) - allowed_configs
+    extra |= set(content.metric_records) - {"fitres.num_examples"}
+    if extra:
+        problems.append(f"records outside the SecAgg+ protocol: {sorted(extra)}")
+    protocol = content.config_records.get(SECAGG_RECORD)
+    if protocol is None:
+        problems.append(f"no {SECAGG_RECORD!r} record")
+    else:
+        unknown = set(protocol) - SECAGG_KEYS
+        if unknown:
+            problems.append(f"unexpected SecAgg+ keys {sorted(unknown)}")
+    metrics = content.config_records.get("fitres.metrics")
+    for key, value in (metrics or {}).items():
+        if key not in declared.metrics:
+            problems.append(f"undeclared metric {key!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"metric {key!r} is {type(value).__name__}, not one number")
+    blob = serialize(content)
+    for text in texts:
+        if text in blob:
+            problems.append(f"training text {text[:40]!r} appears in the payload")
+            break
+    return problems
+
+
 def text_needles(texts: Iterable[str], min_bytes: int = 8) -> list[bytes]:
     """UTF-8 needles for the text search (shorter ones could match float bytes by chance)."""
     return sorted({t.encode() for t in texts if len(t.encode()) >= min_bytes})
@@ -138,6 +183,7 @@ def text_needles(texts: Iterable[str], min_bytes: int = 8) -> list[bytes]:
 class LogAudit:
     replies: int = 0
     errors: int = 0
+    secagg: int = 0  # replies that followed the SecAgg+ protocol
     by_kind: dict[str, int] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
 
@@ -170,6 +216,9 @@ def audit_log(
             content = deserialize(path.read_bytes())
             if kind in query_kinds:
                 problems = _audit_identity_only(content, declared)
+            elif SECAGG_RECORD in content.config_records:
+                problems = audit_secagg_reply(content, declared, texts)
+                out.secagg += 1
             else:
                 problems = audit_reply(content, declared, texts)
         if problems:
