@@ -97,7 +97,12 @@ load_settings() {
 
 # ---- processes ------------------------------------------------------------------------------
 pidfile() { echo "$DIR/pids/$1.pid"; }
-alive() { local f; f="$(pidfile "$1")"; [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null; }
+running() {  # a live process (a zombie whose parent has not reaped it yet does not count)
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z* ]]
+}
+alive() { local f; f="$(pidfile "$1")"; [[ -f "$f" ]] && running "$(cat "$f")"; }
 
 descendants() {  # all live descendants of pid $1 (children first found, recursively)
   local kids
@@ -105,27 +110,34 @@ descendants() {  # all live descendants of pid $1 (children first found, recursi
   for k in $kids; do echo "$k"; descendants "$k"; done
 }
 
-stop_component() {  # TERM (or $2) the component's process group and descendants, then KILL
-  local name="$1" sig="${2:-TERM}" f pid pids
-  f="$(pidfile "$name")"
-  [[ -f "$f" ]] || return 0
-  pid="$(cat "$f")"
-  if kill -0 "$pid" 2>/dev/null; then
-    pids="$pid $(descendants "$pid" | tr '\n' ' ')"
-    kill "-$sig" -- "-$pid" 2>/dev/null || true
-    # shellcheck disable=SC2086
-    kill "-$sig" $pids 2>/dev/null || true
-    for _ in $(seq 50); do
-      local left=""
-      for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
-      [[ -z "$left" ]] && break
-      sleep 0.2
-    done
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-    say "stopped $name (pid $pid, SIG$sig)"
-  fi
-  rm -f "$f"
+stop_components() {  # stop_components SIG NAME...: signal each component's process group and
+  # every descendant at once, wait up to 10 s for all of them, then SIGKILL what is left
+  local sig="$1" name f pid pids="" names=""
+  shift
+  for name in "$@"; do
+    f="$(pidfile "$name")"
+    [[ -f "$f" ]] || continue
+    pid="$(cat "$f")"
+    if running "$pid"; then
+      pids="$pids $pid $(descendants "$pid" | tr '\n' ' ')"
+      kill "-$sig" -- "-$pid" 2>/dev/null || true
+      names="$names $name(pid $pid)"
+    fi
+    rm -f "$f"
+  done
+  [[ -n "$pids" ]] || return 0
+  # shellcheck disable=SC2086
+  kill "-$sig" $pids 2>/dev/null || true
+  for _ in $(seq 50); do
+    local left=""
+    for p in $pids; do running "$p" && left="$left $p"; done
+    [[ -z "$left" ]] && break
+    sleep 0.2
+  done
+  for p in $pids; do { running "$p" && kill -KILL "$p"; } 2>/dev/null || true; done
+  say "stopped$names with SIG$sig"
 }
+stop_component() { stop_components "${2:-TERM}" "$1"; }
 
 launch() {  # launch NAME CMD...: a new session (pid = process group), log and pid recorded
   local name="$1"; shift
@@ -337,8 +349,9 @@ cmd_certs() {
 
 cmd_down() {
   [[ -d "$DIR/pids" ]] || { say "nothing runs in $DIR"; return 0; }
-  for f in "$DIR"/pids/node-*.pid; do [[ -f "$f" ]] && stop_component "$(basename "$f" .pid)"; done
-  stop_component superlink
+  local names=()
+  for f in "$DIR"/pids/*.pid; do [[ -f "$f" ]] && names+=("$(basename "$f" .pid)"); done
+  [[ ${#names[@]} -gt 0 ]] && stop_components TERM "${names[@]}"
   say "federation in $DIR is down"
 }
 
