@@ -15,6 +15,9 @@ import signal
 import socket
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,24 @@ def flower_env(home: Path, tag: str) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         MARKER: tag,
     }
+
+
+@contextmanager
+def local_flower_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for `flwr run` on the `:local:` connection: private FLWR_HOME and ports,
+    offline, every process tagged; stops them all afterwards and checks none survived."""
+    home = tmp_path / "flwr-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
+    )
+    tag = uuid.uuid4().hex
+    env = flower_env(home, tag) | {
+        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
+        "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
+    }
+    try:
+        yield env
+    finally:
+        stop_tagged(tag)
+        assert not tagged_pids(tag), "processes started by the Flower run survived teardown"

@@ -14,7 +14,6 @@ import json
 import re
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,8 @@ import torch
 from flower_processes import (
     BIN,
     REPO,
-    flower_env,
-    free_port,
+    local_flower_env,
     needs_flwr_cli,
-    stop_tagged,
-    tagged_pids,
 )
 from flwr.app import Context, MessageType, RecordDict
 
@@ -111,21 +107,8 @@ def test_client_app_plays_the_partition_it_is_given_and_replies_errors_like_the_
 @pytest.fixture(name="flower_env")
 def flower_env_fixture(tmp_path):
     """Environment for `flwr`: private FLWR_HOME and ports, offline, tagged; stops it all after."""
-    home = tmp_path / "flwr-home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
-    )
-    tag = uuid.uuid4().hex
-    env = flower_env(home, tag) | {
-        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
-        "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
-    }
-    try:
+    with local_flower_env(tmp_path) as env:
         yield env
-    finally:
-        stop_tagged(tag)
-        assert not tagged_pids(tag), "processes started by the Flower run survived teardown"
 
 
 def _flwr(env, *args, timeout=60) -> subprocess.CompletedProcess:

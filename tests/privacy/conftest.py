@@ -5,32 +5,18 @@ see tests/flower_processes.py)."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
-from flower_processes import BIN, REPO, flower_env, free_port, stop_tagged, tagged_pids
+from flower_processes import BIN, REPO, local_flower_env
 
 RUN_TIMEOUT_S = 300  # a 2-round run on the tiny model takes about 45-60 s on 2 busy cores
 
 
 @pytest.fixture
 def flwr_env(tmp_path):
-    home = tmp_path / "flwr-home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
-    )
-    tag = uuid.uuid4().hex
-    env = flower_env(home, tag) | {
-        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
-        "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
-    }
-    try:
+    with local_flower_env(tmp_path) as env:
         yield env
-    finally:
-        stop_tagged(tag)
-        assert not tagged_pids(tag), "processes started by the Flower run survived teardown"
 
 
 @pytest.fixture
