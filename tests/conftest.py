@@ -25,6 +25,15 @@ def tiny_backbone():
     return build_tiny_backbone(seed=0)
 
 
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_backbone):
+    """The tiny backbone saved as a model folder: what every Flower process loads."""
+    folder = tmp_path / "tiny-model"
+    tiny_backbone.encoder.save_pretrained(folder)
+    tiny_backbone.tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def cldr_small():
     """The built-in CLDR dataset (from babel): real multilingual text, no files needed."""

@@ -162,19 +162,27 @@ def local_update(
 
 
 @torch.no_grad()
-def predict(
+def eval_logits(
     bench: Workbench, state: State | None, data: EncodedSplit, batch_size: int
-) -> np.ndarray:
-    """Predicted label index for every row of `data`, in the original row order."""
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """(row indices, fp32 logits, labels) per length-sorted eval batch, model in eval mode."""
     if state is not None:
         bench.set_state(state)
     model = bench.model
     model.eval()
-    preds = np.empty(len(data), dtype=np.int64)
     for batch in iterate_batches(data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=False):
         with bench.autocast():
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        preds[batch["index"].numpy()] = out.logits.float().argmax(-1).numpy()
+        yield batch["index"].numpy(), out.logits.float(), batch["labels"]
+
+
+def predict(
+    bench: Workbench, state: State | None, data: EncodedSplit, batch_size: int
+) -> np.ndarray:
+    """Predicted label index for every row of `data`, in the original row order."""
+    preds = np.empty(len(data), dtype=np.int64)
+    for index, logits, _ in eval_logits(bench, state, data, batch_size):
+        preds[index] = logits.argmax(-1).numpy()
     return preds
 
 

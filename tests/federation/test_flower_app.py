@@ -37,15 +37,6 @@ from fedlingua.paradigms import load_final_states, run
 RUN_TIMEOUT_S = 300  # about 45 s on 2 cores
 
 
-@pytest.fixture
-def tiny_model_dir(tmp_path, tiny_backbone):
-    """The tiny backbone saved as a model folder: what every Flower process loads."""
-    folder = tmp_path / "tiny-model"
-    tiny_backbone.encoder.save_pretrained(folder)
-    tiny_backbone.tokenizer.save_pretrained(folder)
-    return folder
-
-
 # ---- the pieces, in-process -----------------------------------------------------------------
 def test_run_config_keys_give_the_fedlingua_config(tmp_path):
     path = tmp_path / "run.toml"

@@ -20,15 +20,6 @@ def flwr_env(tmp_path):
 
 
 @pytest.fixture
-def tiny_model_dir(tmp_path, tiny_backbone):
-    """The tiny backbone saved as a model folder: what every Flower process loads."""
-    folder = tmp_path / "tiny-model"
-    tiny_backbone.encoder.save_pretrained(folder)
-    tiny_backbone.tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture
 def flwr_run():
     """`flwr_run(env, config_path, supernodes)`: `flwr run . --stream` of the repository's
     Flower App with a fedlingua config file (use with the `flwr_env` fixture)."""

@@ -29,17 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 from fedlingua.config import RunConfig
-from fedlingua.data import EncodedSplit, Example, encode, iterate_batches
+from fedlingua.data import EncodedSplit, Example, encode
 from fedlingua.data.sampling import by_class, rng_for
 from fedlingua.io import write_json
 from fedlingua.models import Backbone
 from fedlingua.report import RunDir
 from fedlingua.runtime import configure_threads
-from fedlingua.training import State, Workbench, build_workbench
+from fedlingua.training import State, Workbench, build_workbench, eval_logits
 
 FPRS = (0.01, 0.1)
 
@@ -173,20 +172,13 @@ def split_members(prep, seed: int) -> dict[str, tuple[list[Example], list[Exampl
 
 
 # ---- per-example losses ----------------------------------------------------------------------
-@torch.no_grad()
 def example_losses(
     bench: Workbench, state: State, data: EncodedSplit, batch_size: int
 ) -> np.ndarray:
     """Cross-entropy of every row of `data` under `state` (eval mode), in row order."""
-    bench.set_state(state)
-    model = bench.model
-    model.eval()
     losses = np.empty(len(data), dtype=np.float64)
-    for batch in iterate_batches(data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=False):
-        with bench.autocast():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"], reduction="none")
-        losses[batch["index"].numpy()] = loss.numpy()
+    for index, logits, labels in eval_logits(bench, state, data, batch_size):
+        losses[index] = nn.functional.cross_entropy(logits, labels, reduction="none").numpy()
     return losses
 
 
