@@ -1,8 +1,9 @@
-"""Accuracy guard for bf16: the same SIB-200 federated prompt-encoder run in fp32 and in bf16.
+"""Accuracy guard for the fast precisions: the same SIB-200 federated prompt-encoder run in
+plain fp32, in fp32-onednn (fp32 matrix products through oneDNN) and in bf16 autocast.
 
 bf16 autocast covers the frozen backbone's forward/backward; trainable tensors, the
-optimizer state, pooling and the loss stay fp32. The guard passes when the average
-per-language test accuracy of the bf16 run is within 0.5 points of the fp32 run.
+optimizer state, pooling and the loss stay fp32. A precision passes when the average
+per-language test accuracy of its run is within 0.5 points of the plain fp32 run.
 
 Usage:  .venv/bin/python benchmarks/precision_guard.py
 Writes benchmarks/results/precision_guard.md and .json. Needs ../shared/data (SIB-200).
@@ -15,6 +16,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root
@@ -33,6 +36,7 @@ LANGS = [
     "sna_Latn",
     "zho_Hans",
 ]
+PRECISIONS = ("fp32", "fp32-onednn", "bf16")
 OVERRIDES = [
     "data.source=sib200",
     f"data.languages={json.dumps(LANGS)}",
@@ -52,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = RunConfig.load(None, [*OVERRIDES, f"output_dir={json.dumps(tmp)}"])
         prep = prepare(base, backbone=backbone, virtual_tokens=base.method.num_virtual_tokens)
-        for precision in ("fp32", "bf16"):
+        for precision in PRECISIONS:
             cfg = RunConfig.load(
                 None,
                 [
@@ -71,8 +75,8 @@ def main() -> None:
                 "wall_s": time.perf_counter() - t0,
             }
             print(precision, out[precision], flush=True)
-    diff = 100 * (out["bf16"]["average"] - out["fp32"]["average"])
-    passed = abs(diff) <= 0.5
+    diffs = {p: 100 * (out[p]["average"] - out["fp32"]["average"]) for p in PRECISIONS[1:]}
+    passed = {p: abs(d) <= 0.5 for p, d in diffs.items()}
     command = "python benchmarks/precision_guard.py"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "precision_guard.json").write_text(
@@ -81,7 +85,7 @@ def main() -> None:
                 "command": command,
                 "overrides": OVERRIDES,
                 "runs": out,
-                "difference_points": diff,
+                "difference_points": diffs,
                 "passed": passed,
                 "environment": environment(),
             },
@@ -90,27 +94,31 @@ def main() -> None:
         + "\n"
     )
     lines = [
-        "# bf16 accuracy guard (SIB-200, federated prompt-encoder)",
+        "# Precision accuracy guard (SIB-200, federated prompt-encoder)",
         "",
-        f"Command: `{command}`; settings: {', '.join(OVERRIDES)}; seed 0; e5-small.",
+        f"Command: `{command}`; settings: {', '.join(OVERRIDES)}; seed 0; e5-small; "
+        f"torch threads {torch.get_num_threads()}.",
         "",
-        "| language | fp32 accuracy | bf16 accuracy |",
-        "|---|---:|---:|",
+        "| language | " + " | ".join(f"{p} accuracy" for p in PRECISIONS) + " |",
+        "|---|" + "---:|" * len(PRECISIONS),
     ]
     for lang in out["fp32"]["languages"]:
-        lines.append(
-            f"| {lang} | {100 * out['fp32']['languages'][lang]:.1f} | "
-            f"{100 * out['bf16']['languages'][lang]:.1f} |"
-        )
+        cells = [f"{100 * out[p]['languages'][lang]:.1f}" for p in PRECISIONS]
+        lines.append(f"| {lang} | " + " | ".join(cells) + " |")
+    cells = [f"{100 * out[p]['average']:.2f}" for p in PRECISIONS]
     lines += [
-        f"| **average** | {100 * out['fp32']['average']:.2f} | "
-        f"{100 * out['bf16']['average']:.2f} |",
+        "| **average** | " + " | ".join(cells) + " |",
+        "| training time (s) | "
+        + " | ".join(f"{out[p]['train_s']:.0f}" for p in PRECISIONS)
+        + " |",
         "",
-        f"Difference bf16 - fp32: {diff:+.2f} points -> guard (|diff| <= 0.5) "
-        f"{'PASSED' if passed else 'FAILED'}. Training time: fp32 {out['fp32']['train_s']:.0f} s, "
-        f"bf16 {out['bf16']['train_s']:.0f} s "
-        f"({out['fp32']['train_s'] / out['bf16']['train_s']:.2f}x).",
     ]
+    for p in PRECISIONS[1:]:
+        lines.append(
+            f"- {p} - fp32: {diffs[p]:+.2f} points -> guard (|diff| <= 0.5) "
+            f"{'PASSED' if passed[p] else 'FAILED'}; training "
+            f"{out['fp32']['train_s'] / out[p]['train_s']:.2f}x as fast as plain fp32."
+        )
     (RESULTS / "precision_guard.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

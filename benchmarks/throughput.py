@@ -1,13 +1,17 @@
 """How close a client update comes to this CPU's arithmetic limit, per method and precision.
 
 In one process:
-1. the matrix-product peak of this machine (square matmuls, fp32 and bf16, median of repeats);
+1. the matrix-product peak of this machine for each precision (square matmuls: fp32, fp32
+   through oneDNN, bf16; median of repeats);
 2. the achieved GFLOP/s of client-update steps (forward + backward + AdamW) for each method
    on e5-small, counting the FLOPs of the encoder's matrix products (forward, plus the
    input-gradient backward for frozen weights, plus the weight-gradient backward for
    trained weights), and their ratio to the peak of the dtype in use;
 3. the speed-up of the defaults (length-bucketed dynamic padding, the chosen precision)
-   against a plain fp32 pad-to-max-length baseline on the same examples.
+   against a plain fp32 pad-to-max-length baseline on the same examples;
+4. with --compile: eager vs torch.compile'd backbone encoder.
+
+The in-process vs Flower/Ray simulation comparison is benchmarks/simulation_backends.py.
 
 Data: SIB-200 sentences (fra_Latn train) when ../shared/data is present, else CLDR names.
 
@@ -18,6 +22,7 @@ Writes benchmarks/results/throughput.md and throughput.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -28,21 +33,26 @@ import torch
 from fedlingua.config import RunConfig
 from fedlingua.data import EncodedSplit, default_data_root, encode, iterate_batches, load_dataset
 from fedlingua.models import load_backbone
-from fedlingua.runtime import configure_threads, environment
+from fedlingua.runtime import configure_threads, environment, onednn_fp32_matmuls
 from fedlingua.training import build_workbench
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PRECISIONS = ("fp32", "fp32-onednn", "bf16")
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 7) -> float:
+def matmul_peak(precision: str, n: int = 2048, repeats: int = 7) -> float:
+    """GFLOP/s of square products in the dtype and matmul mode a precision uses."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    mode = onednn_fp32_matmuls() if precision == "fp32-onednn" else contextlib.nullcontext()
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
     times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
+    with mode:
+        for _ in range(2):
+            a @ b
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
@@ -77,16 +87,47 @@ def _steps(bench, data: EncodedSplit, *, steps: int, batch_size: int, pad_to: in
             ids = torch.nn.functional.pad(ids, (0, extra), value=bench.pad_id)
             mask = torch.nn.functional.pad(mask, (0, extra), value=0)
         t0 = time.perf_counter()
-        with bench.autocast():
-            out = bench.model(input_ids=ids, attention_mask=mask)
-        loss = torch.nn.functional.cross_entropy(out.logits.float(), batch["labels"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        with bench.matmuls():
+            with bench.autocast():
+                out = bench.model(input_ids=ids, attention_mask=mask)
+            loss = torch.nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         if i >= 2:
             times.append(time.perf_counter() - t0)
             shapes.append(ids)
     return times, shapes
+
+
+def compile_rows(backbone, num_labels: int, data: EncodedSplit, args) -> dict:
+    """Eager vs torch.compile'd encoder per precision (fresh inductor cache in a temp dir)."""
+    import os
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        for precision in ("fp32", "fp32-onednn"):
+            cfg = RunConfig.load(None, [f"model.precision={precision}"])
+            bench = build_workbench(backbone, num_labels, cfg)
+            eager, _ = _steps(
+                bench, data, steps=args.steps, batch_size=args.batch_size, pad_to=None
+            )
+            torch._dynamo.reset()
+            bench.model.get_base_model().encoder.compile(dynamic=True)
+            t0 = time.perf_counter()
+            _steps(bench, data, steps=0, batch_size=args.batch_size, pad_to=None)
+            compile_s = time.perf_counter() - t0
+            comp, _ = _steps(bench, data, steps=args.steps, batch_size=args.batch_size, pad_to=None)
+            out[precision] = {
+                "eager_step_s": statistics.median(eager),
+                "compiled_step_s": statistics.median(comp),
+                "compile_s": compile_s,
+            }
+            print("compile", precision, out[precision], flush=True)
+            del bench
+    return out
 
 
 def main() -> None:
@@ -94,9 +135,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile of the backbone encoder (minutes of compilation)",
+    )
     args = ap.parse_args()
     threads = configure_threads(None)
-    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peak = {p: matmul_peak(p) for p in PRECISIONS}
     backbone = load_backbone("e5-small")
     if default_data_root() is not None:
         ds, lang, source = load_dataset("sib200", languages=["fra_Latn"]), "fra_Latn", "sib200"
@@ -106,7 +152,7 @@ def main() -> None:
     data = encode(backbone.tokenizer, rows, max_length=args.max_length, text_prefix="query: ")
     results = {}
     for method in ("prompt-encoder", "soft-prompt", "lora", "full"):
-        for precision in ("fp32", "bf16"):
+        for precision in PRECISIONS:
             cfg = RunConfig.load(None, [f"method.name={method}", f"model.precision={precision}"])
             bench = build_workbench(backbone, len(ds.labels), cfg)
             virtual = bench.method.virtual_tokens
@@ -139,6 +185,7 @@ def main() -> None:
     for label, precision, pad_to in (
         ("baseline fp32, pad to max", "fp32", args.max_length),
         ("dynamic padding fp32", "fp32", None),
+        ("dynamic padding fp32-onednn (default)", "fp32-onednn", None),
         ("dynamic padding bf16", "bf16", None),
     ):
         cfg = RunConfig.load(None, [f"model.precision={precision}"])
@@ -149,6 +196,7 @@ def main() -> None:
         speed[label] = sum(s.shape[0] for s in shapes) / sum(times)
         del bench
     base = speed["baseline fp32, pad to max"]
+    compiled = compile_rows(backbone, len(ds.labels), data, args) if args.compile else {}
     command = "python benchmarks/throughput.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
     )
@@ -159,6 +207,7 @@ def main() -> None:
         "peak_gflops": peak,
         "methods": results,
         "samples_per_s": speed,
+        "compile": compiled,
         "environment": environment(),
     }
     RESULTS.mkdir(exist_ok=True)
@@ -169,10 +218,12 @@ def main() -> None:
         f"Command: `{command}`; torch threads {threads}; data {out['data']}; batch "
         f"{args.batch_size}; e5-small; {args.steps} measured steps per row (medians).",
         "",
-        f"Matrix-product peak (2048x2048): fp32 {peak['fp32']:.0f} GFLOP/s, "
-        f"bf16 {peak['bf16']:.0f} GFLOP/s.",
+        "Matrix-product peak (2048x2048) of each precision: "
+        + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peak.items())
+        + " (fp32-onednn: fp32 tensors, products through oneDNN; fp32 accuracy checked by "
+        "`fedlingua.runtime.onednn_fp32_error`).",
         "",
-        "| method / precision | median step (s) | samples/s | achieved GFLOP/s | of dtype peak |",
+        "| method / precision | median step (s) | samples/s | achieved GFLOP/s | of its peak |",
         "|---|---:|---:|---:|---:|",
     ]
     for key, r in results.items():
@@ -189,6 +240,22 @@ def main() -> None:
     ]
     for label, v in speed.items():
         lines.append(f"| {label} | {v:.1f} | {v / base:.2f}x |")
+    if compiled:
+        lines += [
+            "",
+            "torch.compile (inductor, `dynamic=True` because padding is dynamic) of the "
+            "backbone encoder, prompt-encoder client update; compile time is the first "
+            "two steps with an empty compilation cache:",
+            "",
+            "| precision | eager step (s) | compiled step (s) | speed-up | "
+            "compile + first steps (s) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for precision, r in compiled.items():
+            lines.append(
+                f"| {precision} | {r['eager_step_s']:.3f} | {r['compiled_step_s']:.3f} | "
+                f"{r['eager_step_s'] / r['compiled_step_s']:.2f}x | {r['compile_s']:.0f} |"
+            )
     (RESULTS / "throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -235,3 +235,19 @@ def test_local_steps_bound_each_client_update(tmp_path, tiny_backbone, tiny_conf
         content = RecordDict({ARRAYS_KEY: state_to_record(bench.get_state()), CONFIG_KEY: config})
         reply = handle_train(bench, site, content)
         assert reply["metrics"]["steps"] == expected
+
+
+def test_onednn_fp32_run_matches_plain_fp32(tmp_path, tiny_backbone, tiny_config):
+    from fedlingua.runtime import ONEDNN_MAX_ERROR, onednn_fp32_error
+
+    if onednn_fp32_error() > ONEDNN_MAX_ERROR:
+        pytest.skip("oneDNN fp32 products are not fp32-accurate on this CPU (falls back)")
+    finals = {}
+    for precision in ("fp32", "fp32-onednn"):
+        cfg = tiny_config(tmp_path, name=precision, federation__rounds=2, train__lr=1e-2)
+        cfg.model.precision = precision
+        results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+        assert results["precision"] == precision
+        finals[precision] = load_final_states(results["run_dir"])["global"]
+    for name, tensor in finals["fp32"].items():
+        torch.testing.assert_close(finals["fp32-onednn"][name], tensor, rtol=1e-4, atol=1e-5)

@@ -31,7 +31,7 @@ from fedlingua.methods import (
     trainable_names,
 )
 from fedlingua.models import Backbone, SequenceClassifier
-from fedlingua.runtime import resolve_precision
+from fedlingua.runtime import onednn_fp32_matmuls, resolve_precision
 
 State = dict[str, torch.Tensor]
 
@@ -54,8 +54,16 @@ class Workbench:
         set_trainable(self.model, state)
 
     def autocast(self) -> contextlib.AbstractContextManager:
+        """Context of a forward pass: bf16 autocast, or oneDNN fp32 matrix products."""
         if self.precision == "bf16":
             return torch.autocast("cpu", dtype=torch.bfloat16)
+        return self.matmuls()
+
+    def matmuls(self) -> contextlib.AbstractContextManager:
+        """Context of whole training steps (forward and backward): the oneDNN fp32
+        matrix-product mode for 'fp32-onednn', nothing otherwise."""
+        if self.precision == "fp32-onednn":
+            return onednn_fp32_matmuls()
         return contextlib.nullcontext()
 
 
@@ -134,21 +142,23 @@ def local_update(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     torch.manual_seed(seed)
     losses: list[float] = []
-    for batch in _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps):
-        with bench.autocast():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
-        if anchors is not None:
-            prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
-            loss = loss + 0.5 * proximal_mu * prox
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        opt.step()
-        losses.append(float(loss.detach()))
-        if on_step is not None:
-            on_step()
+    batches = _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
+    with bench.matmuls():
+        for batch in batches:
+            with bench.autocast():
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+            if anchors is not None:
+                prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
+                loss = loss + 0.5 * proximal_mu * prox
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            opt.step()
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step()
     model.eval()
     return UpdateResult(
         state=bench.get_state(),

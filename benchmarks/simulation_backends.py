@@ -1,0 +1,281 @@
+"""In-process simulation vs Flower's simulation runtime (Ray), same App, model, data and config.
+
+One fedlingua config (e5-small, federated prompt-encoder, the 8 built-in CLDR languages
+as 8 clients, 3 rounds) runs
+
+* in-process: `fedlingua run` (one process, one frozen backbone shared by all clients);
+* under `flwr run` on the local simulation runtime (Ray): the repository's Flower App,
+  8 virtual SuperNodes, each Ray actor a separate process holding its own model copy;
+  once with one actor per core and once with one actor per client.
+
+Both are started as fresh processes and timed from start to exit. Memory is the peak,
+over samples every 0.5 s, of the summed proportional set size (PSS: shared pages split
+between the processes that map them) of every process the run started (found by an
+environment marker they all inherit); per-round time is read from the run's own
+metrics.jsonl (send to last reply, evaluation excluded).
+
+Usage:  .venv/bin/python benchmarks/simulation_backends.py [--rounds 3] [--actors 2,8]
+Writes benchmarks/results/simulation_backends.md and .json. Needs Linux /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+BIN = Path(sys.executable).parent
+MARKER = "FEDLINGUA_BENCH_PROCESS_TAG"
+LANGUAGES = ["fr", "sw", "ha", "am", "yo", "lg", "sn", "rn"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tagged(tag: str) -> list[int]:
+    needle = f"{MARKER}={tag}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _memory_mb(pids: list[int]) -> tuple[float, float]:
+    """(PSS, RSS) summed over `pids`, in MB."""
+    pss = rss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+        except OSError:
+            continue
+    return pss / 1024, rss / 1024
+
+
+def _stop(tag: str) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _tagged(tag):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while _tagged(tag) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def measured(cmd: list[str], env: dict, timeout: float) -> dict:
+    """Run `cmd` in a fresh process tree; wall time, peak PSS/RSS and process count."""
+    tag = uuid.uuid4().hex
+    env = env | {MARKER: tag}
+    peak = {"pss_mb": 0.0, "rss_mb": 0.0, "processes": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pids = _tagged(tag)
+            pss, rss = _memory_mb(pids)
+            if pss > peak["pss_mb"]:
+                peak.update(pss_mb=pss, rss_mb=rss)
+            peak["processes"] = max(peak["processes"], len(pids))
+            done.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+        )
+    finally:
+        wall = time.perf_counter() - t0
+        done.set()
+        sampler.join()
+        _stop(tag)  # the local SuperLink and Ray outlive `flwr run`
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd[:3])} failed:\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
+        )
+    return {"wall_s": wall, **peak, "log": proc.stdout + proc.stderr}
+
+
+def _rounds(run_dir: Path) -> list[float]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(x)["time"]["train_s"] for x in lines]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--actors", default="1,2,8", help="Ray actor counts (comma-separated)")
+    ap.add_argument(
+        "--threads", default="1,2", help="torch threads of the in-process runs (comma-separated)"
+    )
+    ap.add_argument("--examples", type=int, default=32, help="training examples per client")
+    args = ap.parse_args()
+    from fedlingua.config import RunConfig
+    from fedlingua.runtime import environment
+
+    cores = os.cpu_count() or 1
+    tmp = Path(tempfile.mkdtemp(prefix="fedlingua-simbench-"))
+    cfg = RunConfig.load(
+        None,
+        [
+            f"output_dir={json.dumps(str(tmp / 'runs'))}",
+            "data.source='cldr'",
+            f"data.languages={json.dumps(LANGUAGES)}",
+            f"data.max_train_per_client={args.examples}",
+            "data.max_eval_per_language=32",
+            "data.max_length=32",
+            "model.name='e5-small'",
+            "train.batch_size=16",
+            f"federation.rounds={args.rounds}",
+            f"evaluation.every={args.rounds}",
+            "progress=false",
+        ],
+    )
+    base = os.environ | {
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HF_HUB_OFFLINE": "1",
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    rows = []
+    for threads in [int(t) for t in args.threads.split(",") if t]:
+        cfg.name = f"in-process-{threads}"
+        path = tmp / f"{cfg.name}.toml"
+        path.write_text(cfg.to_toml())
+        print(f"in-process, {threads} threads ...", flush=True)
+        env = base | {"FEDLINGUA_THREADS": str(threads)}
+        m = measured([str(BIN / "fedlingua"), "run", "--config", str(path)], env, 1800)
+        rows.append(
+            {
+                "backend": f"in-process (1 process, {threads} torch thread(s))",
+                "cores_used": threads,
+                "actors": 0,
+                **m,
+                "round_s": _rounds(tmp / "runs" / cfg.name),
+            }
+        )
+    for actors in [int(a) for a in args.actors.split(",") if a]:
+        cfg.name = f"ray-{actors}"
+        path = tmp / f"{cfg.name}.toml"
+        path.write_text(cfg.to_toml())
+        home = tmp / f"flwr-home-{actors}"
+        home.mkdir()
+        (home / "config.toml").write_text(
+            '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
+        )
+        env = base | {
+            "FLWR_HOME": str(home),
+            "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(_free_port()),
+            "FLWR_LOCAL_CONTROL_API_PORT": str(_free_port()),
+            "FEDLINGUA_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+        print(f"flwr run, Ray, {actors} actors ...", flush=True)
+        m = measured(
+            [
+                str(BIN / "flwr"),
+                "run",
+                str(REPO),
+                "--stream",
+                "--run-config",
+                f"fedlingua-config='{path}'",
+                "--federation-config",
+                f"num-supernodes={len(LANGUAGES)} client-resources-num-cpus=1 "
+                f"init-args-num-cpus={actors}",
+            ],
+            env,
+            1800,
+        )
+        rows.append(
+            {
+                "backend": f"Flower simulation runtime (Ray), {actors} actor(s) x 1 thread",
+                "cores_used": min(actors, cores),
+                "actors": actors,
+                **m,
+                "round_s": _rounds(tmp / "runs" / cfg.name),
+            }
+        )
+    for r in rows:
+        print(r["backend"], f"{r['wall_s']:.1f} s", f"{r['pss_mb']:.0f} MB PSS", r["round_s"])
+    report(args, rows, environment(), cores, cfg.model.precision)
+
+
+def report(args, rows: list[dict], env: dict, cores: int, precision: str) -> None:
+    inproc = {r["cores_used"]: r for r in rows if r["actors"] == 0}
+    command = (
+        f"python benchmarks/simulation_backends.py --rounds {args.rounds} "
+        f"--actors {args.actors} --threads {args.threads} --examples {args.examples}"
+    )
+    lines = [
+        "# In-process simulation vs Flower simulation runtime (Ray)",
+        "",
+        f"Command: `{command}`; {cores} cores, torch {env['packages']['torch']}, "
+        f"flwr {env['packages'].get('flwr', '?')}; load average at the end "
+        f"{os.getloadavg()[0]:.1f}.",
+        "",
+        f"Same config for every row: e5-small, federated prompt-encoder ({precision}), "
+        f"{len(LANGUAGES)} CLDR languages as {len(LANGUAGES)} clients, {args.examples} "
+        f"training examples per client, batch 16, {args.rounds} rounds, test evaluation after "
+        "the last round. Wall = the whole command from start to exit (imports, model load, "
+        "Ray start-up, training, evaluation, shutdown). Round = median per-round time from "
+        "the run's metrics.jsonl (send to last reply). Memory = peak of the summed PSS of "
+        "all processes of the run (RSS sum in brackets: it counts shared pages once per "
+        "process). Ratios compare with the in-process row using the same number of cores "
+        "(else the first row).",
+        "",
+        "| backend | cores used | wall (s) | median round (s) | peak memory PSS (MB) | "
+        "[RSS sum] | processes | wall vs in-process | round vs in-process | memory vs "
+        "in-process |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        base = inproc.get(r["cores_used"], rows[0])
+        rnd = statistics.median(r["round_s"])
+        lines.append(
+            f"| {r['backend']} | {r['cores_used']} | {r['wall_s']:.1f} | {rnd:.1f} | "
+            f"{r['pss_mb']:.0f} | "
+            f"[{r['rss_mb']:.0f}] | {r['processes']} | {r['wall_s'] / base['wall_s']:.2f}x | "
+            f"{rnd / statistics.median(base['round_s']):.2f}x | "
+            f"{r['pss_mb'] / base['pss_mb']:.2f}x |"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "simulation_backends.md").write_text("\n".join(lines) + "\n")
+    slim = [{k: v for k, v in r.items() if k != "log"} for r in rows]
+    (RESULTS / "simulation_backends.json").write_text(
+        json.dumps({"command": command, "rows": slim, "environment": env}, indent=2) + "\n"
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
