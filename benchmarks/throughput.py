@@ -198,7 +198,9 @@ def main() -> None:
     base = speed["baseline fp32, pad to max"]
     compiled = compile_rows(backbone, len(ds.labels), data, args) if args.compile else {}
     command = "python benchmarks/throughput.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}"
+        for k, v in vars(args).items()
+        if v is not False
     )
     out = {
         "command": command,
