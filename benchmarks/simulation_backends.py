@@ -108,8 +108,14 @@ def measured(cmd: list[str], env: dict, timeout: float) -> dict:
     sampler.start()
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(
-            cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+        proc = subprocess.run(  # own session: the same scheduler group treatment as Ray's
+            cmd,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
         )
     finally:
         wall = time.perf_counter() - t0
@@ -137,6 +143,7 @@ def main() -> None:
     )
     ap.add_argument("--examples", type=int, default=32, help="training examples per client")
     args = ap.parse_args()
+    args.load_at_start = os.getloadavg()[0]
     from fedlingua.config import RunConfig
     from fedlingua.runtime import environment
 
@@ -240,8 +247,11 @@ def report(args, rows: list[dict], env: dict, cores: int, precision: str) -> Non
         "# In-process simulation vs Flower simulation runtime (Ray)",
         "",
         f"Command: `{command}`; {cores} cores, torch {env['packages']['torch']}, "
-        f"flwr {env['packages'].get('flwr', '?')}; load average at the end "
-        f"{os.getloadavg()[0]:.1f}.",
+        f"flwr {env['packages'].get('flwr', '?')}; load average (1 min) at the start "
+        f"{args.load_at_start:.1f}, at the end {os.getloadavg()[0]:.1f}: compare rows "
+        "within this file only, and only on a quiet machine (with other jobs running, "
+        "2-thread rows collapse and Ray's processes, in sessions of their own, get a "
+        "different CPU share under the kernel's autogroup scheduling).",
         "",
         f"Same config for every row: e5-small, federated prompt-encoder ({precision}), "
         f"{len(LANGUAGES)} CLDR languages as {len(LANGUAGES)} clients, {args.examples} "
