@@ -81,10 +81,9 @@ BUDGETS: dict[str, dict] = {
             "data.max_eval_per_language": 100,
             "data.max_length": 96,
         },
-        "note": "all 16 languages as clients; 48 training articles per client (stratified; "
-        "six languages only have the 50-per-class sample upstream, so the high/low split "
-        "is a split of the upstream data, not of what each client trains on here), 100 "
-        "test articles per language (stratified), headline + body truncated to 96 tokens "
+        "note": "all 16 languages as clients; 48 training articles per client (stratified), "
+        "so every client trains on the same amount whatever its upstream size; 100 test "
+        "articles per language (stratified), headline + body truncated to 96 tokens "
         "including the virtual prompt.",
     },
     "xnli": {
@@ -166,6 +165,29 @@ def main() -> None:
     write_results(args, ds, rows, stability, low, wall)
 
 
+def head_to_head(rows: list[dict], order: list[str]) -> list[str]:
+    """Federated vs monolingual prompt-encoder, language by language."""
+    by = {f"{r['paradigm']}:{r['method']}": r for r in rows}
+    fed, mono = by.get("federated:prompt-encoder"), by.get("monolingual:prompt-encoder")
+    if fed is None or mono is None:
+        return []
+    gap = {
+        x: 100 * (fed["languages"][x]["accuracy"] - mono["languages"][x]["accuracy"]) for x in order
+    }
+    ahead = sorted((x for x in order if gap[x] > 0), key=lambda x: -gap[x])
+    behind = sorted((x for x in order if gap[x] < 0), key=lambda x: gap[x])
+    line = (
+        f"Federated vs monolingual prompt-encoder, per language: ahead on {len(ahead)} of "
+        f"{len(order)} languages"
+    )
+    if ahead:
+        line += " (" + ", ".join(f"{x} {gap[x]:+.1f}" for x in ahead) + ")"
+    line += f", behind on {len(behind)}"
+    if behind:
+        line += " (largest: " + ", ".join(f"{x} {gap[x]:+.1f}" for x in behind[:3]) + ")"
+    return [line + "."]
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -225,6 +247,8 @@ def write_results(args, ds, rows: list[dict], stability: dict, low: list[str], w
         f"{per_round['federated:full'] / 1e6:.1f} MB for federated full fine-tuning "
         f"(word embeddings frozen): ratio {ratio:.4f}, a {100 * (1 - ratio):.2f}% reduction "
         "(measured from the serialized payloads).",
+        "",
+        *head_to_head(rows, order),
         "",
         "## Accuracy per language (languages ordered by upstream training-set size)",
         "",
