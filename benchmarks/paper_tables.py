@@ -89,15 +89,13 @@ BUDGETS: dict[str, dict] = {
     "xnli": {
         "overrides": {
             **COMMON,
-            "train.local_epochs": 1,
             "data.max_train_per_client": 48,
             "data.max_eval_per_language": 120,
             "data.max_length": 80,
         },
         "note": "15 languages as clients; XNLI has no training split: 48 premise/hypothesis "
         "pairs per client are drawn from dev (its train part), test is 120 stratified test "
-        "pairs per language; one local epoch per round (half the other tables' budget, to "
-        "fit the 2-core machine).",
+        "pairs per language.",
     },
 }
 
