@@ -266,11 +266,12 @@ def write_results(args, ds, rows: list[dict], stability: dict, low: list[str], w
             "| language | monolingual prompt-encoder | federated prompt-encoder |",
             "|---|---:|---:|",
         ]
-        for x in order + ["average"]:
+        summary = {"average": "average", "low-resource average": "low_resource_average"}
+        for x in order + list(summary):
             cells = []
             for key in STABILITY_ROWS:
                 vals = [
-                    (r["averages"]["average"] if x == "average" else r["languages"][x]["accuracy"])
+                    (r["averages"][summary[x]] if x in summary else r["languages"][x]["accuracy"])
                     for r in stability[key]
                 ]
                 sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
