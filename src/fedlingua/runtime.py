@@ -106,9 +106,10 @@ def onednn_fp32_matmuls() -> Iterator[None]:
 
     This is PyTorch's `torch.backends.mkldnn.matmul.fp32_precision = "bf16"` (oneDNN's
     "bf16 fpmath" mode). On this project's reference CPU (AVX-512 BF16, no AMX) the
-    products keep fp32 accuracy (relative error ~4e-7 against float64, like plain fp32)
-    while a prompt-tuning step runs about 1.8x faster; `onednn_fp32_error` checks the
-    accuracy on the CPU at hand before the mode is used (see `resolve_precision`).
+    products keep fp32 accuracy (relative error 2.9e-7 against float64, plain fp32 2.1e-7)
+    while a prompt-tuning client update runs 1.85x faster (benchmarks/results/
+    throughput.md, precision_guard.md); `onednn_fp32_error` checks the accuracy on the
+    CPU at hand before the mode is used (see `resolve_precision`).
     """
     knob = torch.backends.mkldnn.matmul
     old = knob.fp32_precision
