@@ -112,11 +112,7 @@ def audit_reply(content: RecordDict, declared: Declared, texts: Iterable[bytes] 
     if not isinstance(metrics, MetricRecord):
         problems.append(f"{METRICS_KEY} is not a MetricRecord")
     else:
-        for key, value in metrics.items():
-            if key not in declared.metrics:
-                problems.append(f"undeclared metric {key!r}")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                problems.append(f"metric {key!r} is {type(value).__name__}, not one number")
+        problems += _metric_problems(metrics, declared)
     identity = content.get(CLIENT_KEY)
     if not isinstance(identity, ConfigRecord):
         problems.append(f"{CLIENT_KEY} is not a ConfigRecord")
@@ -126,12 +122,7 @@ def audit_reply(content: RecordDict, declared: Declared, texts: Iterable[bytes] 
         cid, lang = identity.get("client-id"), identity.get("lang")
         if declared.identities.get(cid) != lang:  # type: ignore[arg-type]
             problems.append(f"identity {cid!r}/{lang!r} is not a declared client")
-    blob = serialize(content)
-    for text in texts:
-        if text in blob:
-            problems.append(f"training text {text[:40]!r} appears in the payload")
-            break
-    return problems
+    return problems + _text_problems(content, texts)
 
 
 SECAGG_RECORD = "secaggplus_configs"
@@ -160,18 +151,28 @@ def audit_secagg_reply(
         unknown = set(protocol) - SECAGG_KEYS
         if unknown:
             problems.append(f"unexpected SecAgg+ keys {sorted(unknown)}")
-    metrics = content.config_records.get("fitres.metrics")
-    for key, value in (metrics or {}).items():
+    problems += _metric_problems(content.config_records.get("fitres.metrics") or {}, declared)
+    return problems + _text_problems(content, texts)
+
+
+def _metric_problems(metrics: Mapping, declared: Declared) -> list[str]:
+    """Undeclared metric names and values that are not one number."""
+    problems = []
+    for key, value in metrics.items():
         if key not in declared.metrics:
             problems.append(f"undeclared metric {key!r}")
         if isinstance(value, bool) or not isinstance(value, int | float):
             problems.append(f"metric {key!r} is {type(value).__name__}, not one number")
+    return problems
+
+
+def _text_problems(content: RecordDict, texts: Iterable[bytes]) -> list[str]:
+    """The first training text found verbatim in the serialized payload, if any."""
     blob = serialize(content)
     for text in texts:
         if text in blob:
-            problems.append(f"training text {text[:40]!r} appears in the payload")
-            break
-    return problems
+            return [f"training text {text[:40]!r} appears in the payload"]
+    return []
 
 
 def text_needles(texts: Iterable[str], min_bytes: int = 8) -> list[bytes]:
