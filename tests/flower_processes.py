@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -126,3 +127,27 @@ def local_flower_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         stop_tagged(tag)
         assert not tagged_pids(tag), "processes started by the Flower run survived teardown"
+
+
+def flwr_run_simulation(
+    env: dict[str, str], config_path: Path, supernodes: int, timeout: float
+) -> subprocess.CompletedProcess:
+    """`flwr run . --stream` of the repository's Flower App on the simulation runtime, with a
+    fedlingua config file and one CPU per ClientApp (use inside `local_flower_env`)."""
+    return subprocess.run(
+        [
+            str(BIN / "flwr"),
+            "run",
+            str(REPO),
+            "--stream",
+            "--run-config",
+            f"fedlingua-config='{config_path}'",
+            "--federation-config",
+            f"num-supernodes={supernodes} client-resources-num-cpus=1",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -21,6 +21,7 @@ import torch
 from flower_processes import (
     BIN,
     REPO,
+    flwr_run_simulation,
     local_flower_env,
     needs_flwr_cli,
 )
@@ -125,17 +126,7 @@ def test_flwr_run_simulation_trains_two_clients_for_two_rounds(
     config_path.write_text(cfg.to_toml())
 
     start = time.perf_counter()
-    proc = _flwr(
-        flower_env,
-        "run",
-        str(REPO),
-        "--stream",
-        "--run-config",
-        f"fedlingua-config='{config_path}'",
-        "--federation-config",
-        "num-supernodes=2 client-resources-num-cpus=1",
-        timeout=RUN_TIMEOUT_S,
-    )
+    proc = flwr_run_simulation(flower_env, config_path, 2, RUN_TIMEOUT_S)
     wall = time.perf_counter() - start
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from flower_processes import BIN, REPO, local_flower_env
+from flower_processes import flwr_run_simulation, local_flower_env
 
 RUN_TIMEOUT_S = 300  # a 2-round run on the tiny model takes about 45-60 s on 2 busy cores
 
@@ -27,23 +27,7 @@ def flwr_run():
 
 
 def _flwr_run(env: dict, config_path: Path, supernodes: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            str(BIN / "flwr"),
-            "run",
-            str(REPO),
-            "--stream",
-            "--run-config",
-            f"fedlingua-config='{config_path}'",
-            "--federation-config",
-            f"num-supernodes={supernodes} client-resources-num-cpus=1",
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
+    return flwr_run_simulation(env, config_path, supernodes, RUN_TIMEOUT_S)
 
 
 @pytest.fixture
