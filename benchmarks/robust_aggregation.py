@@ -127,25 +127,21 @@ def report(rows: list[dict], rounds: int, wall: float) -> str:
         f"`{ATTACKER}` attacks in every round; its replies are well-formed, so the server's "
         "validation accepts them and only the aggregation rule can defend. Trimmed mean "
         "cuts 20 % (one client) from each end per coordinate.",
-        "",
-        "Mean test accuracy over the five languages (%):",
-        "",
-        "| attack | " + " | ".join(STRATEGIES.values()) + " |",
-        "|---|" + "---:|" * len(STRATEGIES),
     ]
-    for attack, name in ATTACKS.items():
-        cells = [f"{100 * table[(attack, s)]['accuracy']:.1f}" for s in STRATEGIES]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Without the attacker's own language (%):",
-        "",
-        "| attack | " + " | ".join(STRATEGIES.values()) + " |",
-        "|---|" + "---:|" * len(STRATEGIES),
-    ]
-    for attack, name in ATTACKS.items():
-        cells = [f"{100 * table[(attack, s)]['accuracy_without_attacker']:.1f}" for s in STRATEGIES]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for title, key in (
+        ("Mean test accuracy over the five languages (%):", "accuracy"),
+        ("Without the attacker's own language (%):", "accuracy_without_attacker"),
+    ):
+        lines += [
+            "",
+            title,
+            "",
+            "| attack | " + " | ".join(STRATEGIES.values()) + " |",
+            "|---|" + "---:|" * len(STRATEGIES),
+        ]
+        for attack, name in ATTACKS.items():
+            cells = [f"{100 * table[(attack, s)][key]:.1f}" for s in STRATEGIES]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     notes = [
         (name, STRATEGIES[s], r["rounds_skipped"], r["client_failures"])
         for (a, s), r in table.items()
