@@ -151,3 +151,25 @@ def flwr_run_simulation(
         text=True,
         timeout=timeout,
     )
+
+
+def same_model_as_in_process(cfg, run_dir: Path, name: str) -> dict:
+    """Run `cfg` in-process as run `name` (same seed, uninterrupted) and check that the Flower
+    run in `run_dir` ended with the same global model and accuracies; returns the local run."""
+    import json
+
+    import torch
+
+    from fedlingua.paradigms import load_final_states, run
+
+    cfg.name = name
+    local = run(cfg, log=lambda line: None)
+    flower = load_final_states(run_dir)["global"]
+    expected = load_final_states(local["run_dir"])["global"]
+    assert flower.keys() == expected.keys()
+    for key, tensor in expected.items():
+        torch.testing.assert_close(flower[key], tensor, rtol=1e-4, atol=1e-6, msg=key)
+    results = json.loads((run_dir / "results.json").read_text())
+    for lang, scores in local["languages"].items():
+        assert results["languages"][lang]["accuracy"] == pytest.approx(scores["accuracy"])
+    return local

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 from federation_helpers import needs_deployment
-from flower_processes import BIN, free_port, tagged_pids
+from flower_processes import BIN, free_port, same_model_as_in_process, tagged_pids
 
-from fedlingua.paradigms import load_final_states, prepare, run
+from fedlingua.paradigms import load_final_states, prepare
 from fedlingua.training import build_workbench
 
 pytestmark = needs_deployment
@@ -47,21 +47,6 @@ def _wait_for(predicate, timeout: float, what: str, dep=None) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}\n{dep.logs() if dep else ''}")
         time.sleep(0.2)
-
-
-def _same_model_as_in_process(cfg, run_dir: Path, name: str) -> dict:
-    """Run `cfg` in-process (uninterrupted, same seed) and check the deployment got its model."""
-    cfg.name = name
-    local = run(cfg, log=lambda line: None)
-    deployed = load_final_states(run_dir)["global"]
-    expected = load_final_states(local["run_dir"])["global"]
-    assert deployed.keys() == expected.keys()
-    for key, tensor in expected.items():
-        torch.testing.assert_close(deployed[key], tensor, rtol=1e-4, atol=1e-6, msg=key)
-    results = json.loads((run_dir / "results.json").read_text())
-    for lang, scores in local["languages"].items():
-        assert results["languages"][lang]["accuracy"] == pytest.approx(scores["accuracy"])
-    return local
 
 
 def _intruder_key(path: Path) -> Path:
@@ -142,7 +127,7 @@ def test_secure_federation_of_three_supernodes_trains_two_rounds(deployment, run
         assert fed["updated"] and fed["skipped"] is None
         assert min(fed["bytes_up"].values()) > 0 and min(fed["bytes_down"].values()) > 0
         assert set(r["test"]) == {"fr", "lg", "sw"}
-    _same_model_as_in_process(cfg, run_dir, "secure-in-process")
+    same_model_as_in_process(cfg, run_dir, "secure-in-process")
 
     status = deployment.sh("status")
     assert status.stdout.count("running") == 4, status.stdout
@@ -262,7 +247,7 @@ def test_a_killed_server_resumes_from_its_last_checkpoint_to_the_same_model(depl
 
     rounds = _metrics(run_dir)
     assert [r["round"] for r in rounds] == [1, 2, 3]
-    local = _same_model_as_in_process(cfg, run_dir, "uninterrupted")
+    local = same_model_as_in_process(cfg, run_dir, "uninterrupted")
     uninterrupted = _metrics(Path(local["run_dir"]))
     for resumed, expected in zip(rounds, uninterrupted, strict=True):
         assert _global(resumed)["train_loss"] == pytest.approx(_global(expected)["train_loss"])

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from flower_processes import (
     BIN,
     REPO,
     flwr_run_simulation,
     local_flower_env,
     needs_flwr_cli,
+    same_model_as_in_process,
 )
 from flwr.app import Context, MessageType, RecordDict
 
@@ -33,7 +33,6 @@ from fedlingua.federation.grid import InProcessGrid
 from fedlingua.federation.payload import CLIENT_KEY
 from fedlingua.flower_app import client_app
 from fedlingua.flower_app.task import load_run_config
-from fedlingua.paradigms import load_final_states, run
 
 RUN_TIMEOUT_S = 300  # about 45 s on 2 cores
 
@@ -155,12 +154,4 @@ def test_flwr_run_simulation_trains_two_clients_for_two_rounds(
     print(f"flwr run: {wall:.1f} s wall for 2 rounds x 2 clients")
 
     # the same config in-process: the Flower path is the same engine, so the same global model
-    cfg.name = "in-process"
-    local = run(cfg, log=lambda line: None)
-    flower = load_final_states(rundir)["global"]
-    expected = load_final_states(local["run_dir"])["global"]
-    assert flower.keys() == expected.keys()
-    for name, tensor in expected.items():
-        torch.testing.assert_close(flower[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
-    for lang, scores in local["languages"].items():
-        assert results["languages"][lang]["accuracy"] == pytest.approx(scores["accuracy"])
+    same_model_as_in_process(cfg, rundir, "in-process")
