@@ -113,7 +113,7 @@ def _mean_accuracy(results: dict) -> float:
 
 
 def audit_part(s: dict, backbone, log) -> list[dict]:
-    from fedlingua.paradigms import run
+    from fedlingua.engine import run
     from fedlingua.privacy.audit import audit_run
 
     rows = []
@@ -147,7 +147,7 @@ def audit_part(s: dict, backbone, log) -> list[dict]:
 
 
 def dp_part(s: dict, backbone, log) -> list[dict]:
-    from fedlingua.paradigms import run
+    from fedlingua.engine import run
 
     rows = []
     for method in DP_METHODS:
@@ -429,16 +429,17 @@ def constant_predictor(settings: dict) -> dict:
     """Accuracy and macro-F1 of always predicting the test split's most frequent class."""
     from collections import Counter
 
+    from fedlingua.config import RunConfig
     from fedlingua.data import load_dataset
-    from fedlingua.paradigms import _cap
+    from fedlingua.experiment import evaluation_rows
 
     c = settings["common"]
     ds = load_dataset(c["data.source"], languages=c["data.languages"], seed=c["seed"])
+    cfg = RunConfig()
+    cfg.seed, cfg.data.max_eval_per_language = c["seed"], c["data.max_eval_per_language"]
     accs, f1s = [], []
     for lang in c["data.languages"]:
-        test = _cap(
-            ds.split(lang, "test"), c["data.max_eval_per_language"], c["seed"], lang, "test"
-        )
+        test = evaluation_rows(ds, lang, "test", cfg)
         p = max(Counter(ex.label for ex in test).values()) / len(test)
         accs.append(p)
         f1s.append(2 * p / (1 + p) / len(ds.labels))  # F1 of the one class, 0 for the rest

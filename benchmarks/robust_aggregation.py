@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -37,8 +36,9 @@ ATTACKS = {None: "clean", "scale:100": "update x100", "random:1": "random tensor
 
 
 def run_one(data: Path, out: str, strategy: str, attack: str | None, rounds: int) -> dict:
-    import fedlingua.paradigms as paradigms
     from fedlingua.config import RunConfig
+    from fedlingua.engine import run
+    from fedlingua.federation.client import handle_train
     from fedlingua.flower_app.faults import corrupting
 
     cfg = RunConfig.load(
@@ -62,12 +62,9 @@ def run_one(data: Path, out: str, strategy: str, attack: str | None, rounds: int
             "progress=false",
         ],
     )
-    handler = paradigms.handle_train
-    if attack:
-        handler = corrupting(handler, ATTACKER, attack)
+    handler = corrupting(handle_train, ATTACKER, attack) if attack else None
     start = time.perf_counter()
-    with mock.patch.object(paradigms, "handle_train", handler):
-        results = paradigms.run(cfg, log=lambda line: None)
+    results = run(cfg, log=lambda line: None, client_handler=handler)
     langs = results["languages"]
     return {
         "strategy": strategy,

@@ -160,7 +160,7 @@ def same_model_as_in_process(cfg, run_dir: Path, name: str) -> dict:
 
     import torch
 
-    from fedlingua.paradigms import load_final_states, run
+    from fedlingua.engine import load_final_states, run
 
     cfg.name = name
     local = run(cfg, log=lambda line: None)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fedlingua.config import METHODS, PARADIGMS
-from fedlingua.paradigms import evaluate_run, load_final_states, prepare, run
+from fedlingua.engine import evaluate_run, load_final_states, run
+from fedlingua.experiment import build
 
 
 def _losses(results_dir) -> list[float]:
@@ -101,13 +102,12 @@ def test_client_dropout_is_seeded_and_recorded(tmp_path, tiny_backbone, tiny_con
 
 
 def test_simulated_clients_share_one_backbone(tmp_path, tiny_backbone, tiny_config):
-    from fedlingua.paradigms import _federations
-    from fedlingua.training import build_workbench
+    from fedlingua.engine.federations import build_federations
 
     cfg = tiny_config(tmp_path, data__clients_per_language=4)
-    prep = prepare(cfg, backbone=tiny_backbone, virtual_tokens=4)
-    bench = build_workbench(tiny_backbone, len(prep.dataset.labels), cfg)
-    feds = _federations(cfg, bench, prep, on_step=None)
+    exp = build(cfg, backbone=tiny_backbone)
+    bench = exp.bench
+    feds = build_federations(exp)
     grid = feds["global"].grid
     assert len(list(grid.get_node_ids())) == 12
     # every node's handler is the one client update bound to the very same workbench
@@ -122,15 +122,13 @@ def test_simulated_clients_share_one_backbone(tmp_path, tiny_backbone, tiny_conf
 def test_monolingual_and_centralized_use_the_same_initial_state(
     tmp_path, tiny_backbone, tiny_config
 ):
-    from fedlingua.paradigms import _federations
-    from fedlingua.training import build_workbench
+    from fedlingua.engine.federations import build_federations
 
     inits = {}
     for paradigm in PARADIGMS:
         cfg = tiny_config(tmp_path, paradigm=paradigm)
-        prep = prepare(cfg, backbone=tiny_backbone, virtual_tokens=4)
-        bench = build_workbench(tiny_backbone, len(prep.dataset.labels), cfg)
-        for name, fed in _federations(cfg, bench, prep, on_step=None).items():
+        exp = build(cfg, backbone=tiny_backbone)
+        for name, fed in build_federations(exp).items():
             inits[(paradigm, name)] = fed.state
     first = next(iter(inits.values()))
     for state in inits.values():
@@ -222,12 +220,11 @@ def test_local_steps_bound_each_client_update(tmp_path, tiny_backbone, tiny_conf
 
     from fedlingua.federation.client import ClientSite, handle_train, train_config
     from fedlingua.federation.payload import ARRAYS_KEY, CONFIG_KEY, state_to_record
-    from fedlingua.training import build_workbench
 
     cfg = tiny_config(tmp_path)
-    prep = prepare(cfg, backbone=tiny_backbone, virtual_tokens=4)
-    bench = build_workbench(tiny_backbone, len(prep.dataset.labels), cfg)
-    site = ClientSite("fr", "fr", prep.train["fr"])  # 48 examples = 3 batches of 16
+    exp = build(cfg, backbone=tiny_backbone)
+    bench = exp.bench
+    site = ClientSite("fr", "fr", exp.train["fr"])  # 48 examples = 3 batches of 16
     for steps, expected in ((0, 3), (2, 2), (7, 7)):
         cfg.train.local_steps = steps or None
         config = train_config(cfg, lr=1e-3)

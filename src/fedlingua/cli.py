@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> None:
-    from fedlingua.paradigms import run
+    from fedlingua.engine import run
 
     if args.resume:
         if args.config or args.overrides:
@@ -86,7 +86,7 @@ def _cmd_compare(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
-    from fedlingua.paradigms import evaluate_run
+    from fedlingua.engine import evaluate_run
 
     scores = evaluate_run(args.run_dir, args.which)
     for lang, s in scores.items():

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedlingua.config import METHODS, PARADIGMS, ConfigError, RunConfig
+from fedlingua.engine import run
+from fedlingua.experiment import Experiment, build
 from fedlingua.io import write_json, write_text
-from fedlingua.methods import make_method
-from fedlingua.paradigms import prepare, run
 from fedlingua.report import RunDir, compare_table
 
 DEFAULT_ROWS = (
@@ -50,7 +50,8 @@ def compare(
     folder = Path(cfg.output_dir) / (cfg.name or "compare")
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "base-config.toml", cfg.to_toml())
-    results, backbone, dataset, cache = [], None, None, {}
+    results: list[dict] = []
+    shared: Experiment | None = None  # backbone, data and encodings shared by the rows
     for paradigm, method in pairs:
         row_cfg = copy.deepcopy(cfg)
         row_cfg.paradigm, row_cfg.method.name = paradigm, method
@@ -68,14 +69,9 @@ def compare(
             results.append(done)
             continue
         log(f"== {paradigm} {method}")
-        virtual = make_method(row_cfg.method).virtual_tokens
-        if virtual not in cache:
-            cache[virtual] = prepare(
-                row_cfg, backbone=backbone, dataset=dataset, virtual_tokens=virtual
-            )
-            backbone, dataset = cache[virtual].backbone, cache[virtual].dataset
+        shared = build(row_cfg, reuse=shared)
         resume = rundir.path if rundir.config_path.exists() else None
-        results.append(run(row_cfg, resume=resume, prepared=cache[virtual], log=log))
+        results.append(run(row_cfg, resume=resume, experiment=shared, log=log))
     table = compare_table(results)
     write_json(folder / "compare.json", {"rows": results})
     write_text(folder / "compare.md", _header(cfg, pairs) + table)

@@ -20,8 +20,8 @@ import torch
 from federation_helpers import needs_deployment
 from flower_processes import BIN, free_port, same_model_as_in_process, tagged_pids
 
-from fedlingua.paradigms import load_final_states, prepare
-from fedlingua.training import build_workbench
+from fedlingua.engine import load_final_states
+from fedlingua.experiment import build
 
 pytestmark = needs_deployment
 
@@ -169,8 +169,7 @@ def test_bad_tensors_are_rejected_and_rounds_below_quorum_are_skipped(deployment
     assert "round skipped (quorum not met" in log
     results = json.loads((run_dir / "results.json").read_text())
     assert set(results["skipped_rounds"]) == {"1", "2"}
-    prep = prepare(cfg)
-    initial = build_workbench(prep.backbone, len(prep.dataset.labels), cfg).get_state()
+    initial = build(cfg).bench.get_state()
     final = load_final_states(run_dir)["global"]
     for key, tensor in initial.items():
         torch.testing.assert_close(final[key], tensor, rtol=0, atol=0, msg=key)

@@ -213,7 +213,7 @@ def test_quorum_and_timeout_are_validated(tmp_path, tiny_config, tiny_backbone):
     cfg = RunConfig.load(None, ["federation.min_clients=2", "federation.round_timeout=30"])
     assert (cfg.federation.min_clients, cfg.federation.round_timeout) == (2, 30.0)
 
-    from fedlingua.paradigms import run
+    from fedlingua.engine import run
 
     cfg = tiny_config(tmp_path, federation__min_clients=4)  # 3 languages, 3 clients
     with pytest.raises(ConfigError, match="min_clients=4 but the config makes only 3 clients"):
@@ -258,7 +258,7 @@ def test_no_code_path_unpickles():
 def test_checkpoints_and_results_are_safetensors_and_json_only(
     tmp_path, tiny_config, tiny_backbone
 ):
-    from fedlingua.paradigms import run
+    from fedlingua.engine import run
 
     cfg = tiny_config(tmp_path, name="files", federation__strategy="fedadam")
     results = run(cfg, backbone=tiny_backbone, log=lambda line: None)

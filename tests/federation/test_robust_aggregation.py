@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-import fedlingua.paradigms as paradigms
 from fedlingua.data.synthetic import write_marker_dataset
+from fedlingua.engine import run
+from fedlingua.federation.client import handle_train
 from fedlingua.flower_app.faults import corrupting
 
 LANGUAGES = ["fr", "sw", "ha", "yo", "lg"]
@@ -23,7 +24,7 @@ def marker_data(tmp_path_factory):
     return write_marker_dataset(root, LANGUAGES, train=120, evaluation=60)
 
 
-def _accuracy(tmp_path, tiny_backbone, tiny_config, data, monkeypatch, strategy, attack=None):
+def _accuracy(tmp_path, tiny_backbone, tiny_config, data, strategy, attack=None):
     cfg = tiny_config(
         tmp_path / f"{strategy}-{attack}",
         federation__rounds=6,
@@ -35,23 +36,19 @@ def _accuracy(tmp_path, tiny_backbone, tiny_config, data, monkeypatch, strategy,
     cfg.data.max_train_per_client = None
     cfg.data.max_eval_per_language = None
     cfg.train.lr = 0.03
-    handler = paradigms.handle_train
-    if attack:
-        handler = corrupting(handler, "lg", attack)
-    with monkeypatch.context() as patch:
-        patch.setattr(paradigms, "handle_train", handler)
-        results = paradigms.run(cfg.validate(), backbone=tiny_backbone, log=lambda line: None)
+    handler = corrupting(handle_train, "lg", attack) if attack else None
+    results = run(
+        cfg.validate(), backbone=tiny_backbone, log=lambda line: None, client_handler=handler
+    )
     scores = results["languages"]
     return sum(s["accuracy"] for s in scores.values()) / len(scores)
 
 
 def test_robust_aggregation_keeps_accuracy_under_attack_and_fedavg_does_not(
-    tmp_path, tiny_backbone, tiny_config, marker_data, monkeypatch
+    tmp_path, tiny_backbone, tiny_config, marker_data
 ):
     def acc(strategy, attack=None):
-        return _accuracy(
-            tmp_path, tiny_backbone, tiny_config, marker_data, monkeypatch, strategy, attack
-        )
+        return _accuracy(tmp_path, tiny_backbone, tiny_config, marker_data, strategy, attack)
 
     clean = acc("fedavg")
     assert clean >= 0.45, clean  # the task is learned: chance is 0.25

@@ -34,18 +34,15 @@ def _flwr_run(env: dict, config_path: Path, supernodes: int) -> subprocess.Compl
 def declared_and_texts():
     """`f(cfg, backbone) -> (Declared, text needles)`: what the config's clients may send,
     derived independently of the run's own code path, and every text of the dataset."""
-    from fedlingua.methods import make_method
-    from fedlingua.paradigms import prepare
+    from fedlingua.experiment import build
     from fedlingua.privacy.payload import Declared, text_needles
-    from fedlingua.training import build_workbench
 
     def make(cfg, backbone):
-        virtual = make_method(cfg.method).virtual_tokens
-        prep = prepare(cfg, backbone=backbone, virtual_tokens=virtual)
-        bench = build_workbench(prep.backbone, len(prep.dataset.labels), cfg)
+        exp = build(cfg, backbone=backbone)
+        bench = exp.bench
         arrays = {n: tuple(p.shape) for n, p in bench.model.named_parameters() if p.requires_grad}
-        identities = {c.client_id: c.lang for c in prep.clients}
-        ds = prep.dataset
+        identities = {c.client_id: c.lang for c in exp.clients}
+        ds = exp.dataset
         texts = [
             ex.text
             for lang in ds.languages()

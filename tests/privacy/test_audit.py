@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from fedlingua.cli import main
-from fedlingua.paradigms import prepare, run
+from fedlingua.engine import run
+from fedlingua.experiment import build
 from fedlingua.privacy.audit import (
     advantage,
     attack_metrics,
@@ -63,10 +64,10 @@ def test_non_members_are_held_out_label_matched_and_never_a_member_anywhere(
     tmp_path, tiny_backbone, tiny_config
 ):
     cfg = tiny_config(tmp_path)
-    prep = prepare(cfg, backbone=tiny_backbone)
-    split = split_members(prep, cfg.seed)
+    exp = build(cfg, backbone=tiny_backbone)
+    split = split_members(exp, cfg.seed)
     assert list(split) == ["fr", "sw", "lg"]
-    ds = prep.dataset
+    ds = exp.dataset
     member_positions: set[int] = set()
     for lang, (members, _, _) in split.items():
         train = ds.split(lang, "train")

@@ -11,11 +11,11 @@ import torch
 from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
 from fedlingua.config import ConfigError, FederationConfig, PrivacyConfig, RunConfig
+from fedlingua.engine import load_final_states, run
 from fedlingua.federation.grid import InProcessGrid
 from fedlingua.federation.payload import ARRAYS_KEY, METRICS_KEY, state_to_record
 from fedlingua.federation.server import Federation
 from fedlingua.federation.strategies import make_strategy
-from fedlingua.paradigms import load_final_states, run
 from fedlingua.privacy.accounting import calibrate_noise, gaussian_epsilon
 
 

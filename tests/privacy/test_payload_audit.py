@@ -16,8 +16,8 @@ import pytest
 from flower_processes import needs_flwr_cli
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
+from fedlingua.engine import run
 from fedlingua.federation.payload import ARRAYS_KEY, CLIENT_KEY, METRICS_KEY
-from fedlingua.paradigms import run
 from fedlingua.privacy.payload import ENV, Declared, audit_log, audit_reply
 
 

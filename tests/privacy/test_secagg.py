@@ -22,9 +22,9 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from flwr.compat.common import recorddict_compat as compat
 
 from fedlingua.config import PrivacyConfig
+from fedlingua.engine import load_final_states, run
 from fedlingua.federation.client import drops_out
 from fedlingua.federation.grid import InProcessGrid
-from fedlingua.paradigms import load_final_states, run
 from fedlingua.privacy.payload import ENV, Declared, audit_log, audit_secagg_reply
 from fedlingua.privacy.secagg import SecAggFederation, secagg_client_mods
 

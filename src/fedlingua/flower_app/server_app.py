@@ -3,7 +3,7 @@
 It reads the fedlingua run config from `context.run_config`, prepares the model and
 the evaluation data like the in-process run, asks every SuperNode which client it
 plays (a QUERY roll call: one node per client, or a clear error before any
-training), then hands Flower's `grid` to `fedlingua.paradigms.run`. So the rounds
+training), then hands Flower's `grid` to `fedlingua.engine.run`. So the rounds
 are `Federation.step` driving the configured Flower strategy, the global model is
 evaluated per language after each round, and the run directory (config.toml,
 metrics.jsonl, checkpoints, final.safetensors, results.json, report.md) is the
@@ -26,9 +26,10 @@ from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from fedlingua.config import ConfigError, RunConfig
+from fedlingua.engine import run
+from fedlingua.experiment import build
 from fedlingua.federation.payload import CLIENT_KEY
-from fedlingua.flower_app.task import load_run_config, prepare_run
-from fedlingua.paradigms import run
+from fedlingua.flower_app.task import load_run_config
 from fedlingua.report import RunDir
 
 WAIT_KEY = "wait-for-nodes-s"
@@ -91,9 +92,9 @@ def main(grid: Grid, context: Context) -> None:
     cfg = load_run_config(context.run_config)
     resume = str(context.run_config.get(RESUME_KEY, "") or "")
     run_dir = resumable(cfg, resume) if resume else None
-    prep = prepare_run(cfg)
+    exp = build(cfg)
     wait_s = float(context.run_config.get(WAIT_KEY, 300))
-    names = roll_call(grid, [c.client_id for c in prep.clients], wait_s)
+    names = roll_call(grid, [c.client_id for c in exp.clients], wait_s)
     # print, not Flower's logger: the run quiets that logger below WARNING during rounds
-    results = run(cfg, resume=run_dir, prepared=prep, grid=grid, node_names=names, log=print)
+    results = run(cfg, resume=run_dir, experiment=exp, grid=grid, node_names=names, log=print)
     print(f"fedlingua run directory: {Path(results['run_dir']).resolve()}")

@@ -10,8 +10,8 @@ plus `flwr run --run-config` overrides) carries a fedlingua `RunConfig` in two k
                        e.g. "federation.rounds=2; data.languages=['fr','sw']"
 
 Server and clients resolve the same config, so they prepare the same clients in the
-same order: SuperNode `partition-id` i is client `prep.clients[i]`, and a federation
-must have exactly one SuperNode per client (`num-partitions == len(prep.clients)`).
+same order: SuperNode `partition-id` i is client `build(cfg).clients[i]`, and a federation
+must have exactly one SuperNode per client (`num-partitions` = number of clients).
 A process prepares a config once (model, data, tokenization) and keeps it for every
 later message of that config.
 """
@@ -25,11 +25,11 @@ from pathlib import Path
 from flwr.app import ConfigRecord, RecordDict, UserConfigValue
 
 from fedlingua.config import ConfigError, RunConfig
+from fedlingua.experiment import Experiment, build
 from fedlingua.federation.client import ClientSite
 from fedlingua.federation.payload import CLIENT_KEY
-from fedlingua.methods import make_method
-from fedlingua.paradigms import Prepared, prepare
-from fedlingua.training import Workbench, build_workbench
+from fedlingua.topology import require_federated
+from fedlingua.training import Workbench
 
 CONFIG_KEY = "fedlingua-config"
 OVERRIDES_KEY = "overrides"
@@ -49,28 +49,22 @@ def load_run_config(run_config: Mapping[str, UserConfigValue]) -> RunConfig:
             "directory of this Flower process): pass an absolute path"
         )
     cfg = RunConfig.load(path or None, parse_overrides(str(run_config.get(OVERRIDES_KEY, ""))))
-    if cfg.paradigm != "federated":
-        raise ConfigError(
-            f"paradigm={cfg.paradigm!r}: the Flower App runs the federated paradigm only "
-            "(run monolingual/centralized in-process with `fedlingua run`)"
-        )
+    require_federated(cfg)
     return cfg
-
-
-def prepare_run(cfg: RunConfig) -> Prepared:
-    """Model, data and clients of `cfg`, exactly as the in-process simulation prepares them."""
-    return prepare(cfg, virtual_tokens=make_method(cfg.method).virtual_tokens)
 
 
 @dataclass
 class ClientTask:
-    """One process's prepared config: a workbench and every client it can play."""
+    """One process's experiment: a workbench and every client it can play."""
 
-    prep: Prepared
-    bench: Workbench
+    exp: Experiment
+
+    @property
+    def bench(self) -> Workbench:
+        return self.exp.bench
 
     def site(self, partition_id: int, num_partitions: int) -> ClientSite:
-        clients = self.prep.clients
+        clients = self.exp.clients
         if num_partitions != len(clients):
             raise ConfigError(
                 f"the federation has {num_partitions} SuperNodes but the config makes "
@@ -80,7 +74,7 @@ class ClientTask:
         if not 0 <= partition_id < len(clients):
             raise ConfigError(f"partition-id={partition_id} is outside 0..{len(clients) - 1}")
         c = clients[partition_id]
-        return ClientSite(c.client_id, c.lang, self.prep.train[c.client_id])
+        return ClientSite(c.client_id, c.lang, self.exp.train[c.client_id])
 
 
 _TASKS: dict[str, ClientTask] = {}
@@ -91,9 +85,7 @@ def client_task(cfg: RunConfig) -> ClientTask:
     key = cfg.to_toml()
     if key not in _TASKS:
         _TASKS.clear()  # a new config (a new run) replaces the old one: keep one model per process
-        prep = prepare_run(cfg)
-        bench = build_workbench(prep.backbone, len(prep.dataset.labels), cfg)
-        _TASKS[key] = ClientTask(prep, bench)
+        _TASKS[key] = ClientTask(build(cfg))
     return _TASKS[key]
 
 

@@ -38,7 +38,7 @@ from fedlingua.io import write_json
 from fedlingua.models import Backbone
 from fedlingua.report import RunDir
 from fedlingua.runtime import configure_threads
-from fedlingua.training import State, Workbench, build_workbench, eval_logits
+from fedlingua.training import State, Workbench, eval_logits
 
 FPRS = (0.01, 0.1)
 
@@ -132,12 +132,12 @@ def _positions(split: list[Example], chosen: list[Example]) -> set[int]:
     return {where[id(ex)] for ex in chosen if id(ex) in where}
 
 
-def split_members(prep, seed: int) -> dict[str, tuple[list[Example], list[Example], dict]]:
+def split_members(exp, seed: int) -> dict[str, tuple[list[Example], list[Example], dict]]:
     """lang -> (members, label-matched non-members, provenance counts)."""
-    ds = prep.dataset
-    langs = list(dict.fromkeys(c.lang for c in prep.clients))
+    ds = exp.dataset
+    langs = list(dict.fromkeys(c.lang for c in exp.clients))
     members = {
-        lang: [ex for c in prep.clients if c.lang == lang for ex in c.train] for lang in langs
+        lang: [ex for c in exp.clients if c.lang == lang for ex in c.train] for lang in langs
     }
     used: set[int] = set()
     for lang in langs:
@@ -192,27 +192,25 @@ def audit_run(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run the membership-inference audit on a finished run; writes and returns audit.json."""
-    from fedlingua.methods import make_method
-    from fedlingua.paradigms import load_final_states, prepare
+    from fedlingua.experiment import build
 
     rundir = RunDir(run_dir)
     if not rundir.config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.toml)")
     cfg = RunConfig.load(rundir.config_path)
     configure_threads(cfg.threads)
-    states = load_final_states(run_dir, which)
-    prep = prepare(cfg, backbone=backbone, virtual_tokens=make_method(cfg.method).virtual_tokens)
-    bench = build_workbench(prep.backbone, len(prep.dataset.labels), cfg)
-    tok, prefix = prep.backbone.tokenizer, prep.backbone.text_prefix
+    states = rundir.load_states(f"{which}.safetensors")
+    exp = build(cfg, backbone=backbone)
+    tok, prefix = exp.backbone.tokenizer, exp.backbone.text_prefix
     per_lang, all_m, all_n = {}, [], []
-    for lang, (members, non_members, provenance) in split_members(prep, cfg.seed).items():
-        model = lang if cfg.paradigm == "monolingual" else next(iter(states))
+    for lang, (members, non_members, provenance) in split_members(exp, cfg.seed).items():
+        model = exp.model_for(lang)
         if model not in states:
             raise FileNotFoundError(f"{run_dir}: no saved model {model!r} in {which}.safetensors")
         scores = []
         for rows in (members, non_members):
-            enc = encode(tok, rows, max_length=prep.max_length, text_prefix=prefix)
-            scores.append(-example_losses(bench, states[model], enc, cfg.train.eval_batch_size))
+            enc = encode(tok, rows, max_length=exp.max_length, text_prefix=prefix)
+            scores.append(-example_losses(exp.bench, states[model], enc, cfg.train.eval_batch_size))
         per_lang[lang] = attack_metrics(*scores, bootstrap=bootstrap, seed=cfg.seed) | {
             "model": model,
             "non_member_source": provenance,

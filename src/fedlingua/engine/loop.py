@@ -1,0 +1,198 @@
+"""`run`: the rounds of one experiment, with evaluation, checkpoints and resume.
+
+Each round steps every federation of the topology once, evaluates the models on
+test (and dev, to select the best round), appends a record to `metrics.jsonl` and
+checkpoints the trainable state, the strategies' server state and the best models
+so far. A resumed run restores that checkpoint and continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from flwr.serverapp import Grid
+from tqdm.auto import tqdm
+
+from fedlingua.config import RunConfig
+from fedlingua.engine.federations import ClientHandler, build_federations
+from fedlingua.engine.results import report, results_of, round_line
+from fedlingua.experiment import Experiment, build
+from fedlingua.models import Backbone
+from fedlingua.report import RunDir
+from fedlingua.runtime import configure_threads, environment, flower_log_level, progress_enabled
+from fedlingua.training import State
+
+
+@dataclass
+class Progress:
+    """What a run has done so far: its records and the best round per model on dev."""
+
+    history: list[dict] = field(default_factory=list)
+    best: dict[str, tuple[float, int, State]] = field(default_factory=dict)  # score, round
+    start_round: int = 1
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    resume: str | Path | None = None,
+    experiment: Experiment | None = None,
+    backbone: Backbone | None = None,
+    log: Callable[[str], None] = print,
+    grid: Grid | None = None,
+    node_names: dict[int, str] | None = None,
+    client_handler: ClientHandler | None = None,
+) -> dict:
+    """Run one experiment (or continue one from its run directory) and return its results.
+
+    `experiment`: an already built experiment of this config (`compare` shares data
+    between rows). With `grid` (Flower's, from the ServerApp) the federated paradigm's
+    clients are that grid's nodes (`node_names`: node id -> client id) instead of
+    in-process handlers. `client_handler` replaces the in-process client update.
+    """
+    cfg, rundir = _open(cfg, resume)
+    threads = configure_threads(cfg.threads)
+    exp = experiment if experiment is not None else build(cfg, backbone=backbone)
+    rundir.write_environment(
+        environment()
+        | {
+            "seed": cfg.seed,
+            "threads": threads,
+            "precision": exp.bench.precision,
+            "model_source": exp.backbone.source,
+        }
+    )
+    show = progress_enabled(cfg.progress)
+    steps_bar = tqdm(desc="client steps", unit="step", disable=not show, leave=False)
+    feds = build_federations(
+        exp,
+        lambda: steps_bar.update(1),
+        grid=grid,
+        node_names=node_names,
+        client_handler=client_handler,
+    )
+    progress = _restore(rundir, feds, resume, log)
+    t_run = time.perf_counter()
+    try:
+        with flower_log_level(logging.WARNING):
+            rounds = range(progress.start_round, cfg.federation.rounds + 1)
+            for rnd in tqdm(rounds, desc="rounds", disable=not show):
+                record = _round(exp, feds, rnd, progress)
+                rundir.append_metrics(record)
+                _checkpoint(rundir, feds, rnd, progress)
+                log(round_line(record))
+    except KeyboardInterrupt:
+        log(f"interrupted: resume with  fedlingua run --resume {rundir.path}")
+        raise
+    finally:
+        steps_bar.close()
+    return _finish(exp, rundir, feds, progress, time.perf_counter() - t_run)
+
+
+def _open(cfg: RunConfig, resume: str | Path | None) -> tuple[RunConfig, RunDir]:
+    """The run's config and directory: the stored ones to resume, else a new directory."""
+    if resume is not None:
+        rundir = RunDir(resume)
+        if not rundir.config_path.exists():
+            raise FileNotFoundError(f"{resume} is not a run directory (no config.toml)")
+        return RunConfig.load(rundir.config_path), rundir
+    cfg.validate()
+    rundir = RunDir(Path(cfg.output_dir) / (cfg.name or _default_name(cfg)))
+    if rundir.config_path.exists():
+        raise FileExistsError(
+            f"{rundir.path} already holds a run: continue it with --resume, or choose another name"
+        )
+    rundir.path.mkdir(parents=True, exist_ok=True)
+    rundir.write_config(cfg.to_toml())
+    return cfg, rundir
+
+
+def _default_name(cfg: RunConfig) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    source = Path(cfg.data.source).name.replace(":", "-")
+    return f"{cfg.paradigm}-{cfg.method.name}-{source}-s{cfg.seed}-{stamp}"
+
+
+def _restore(rundir: RunDir, feds: dict, resume, log: Callable[[str], None]) -> Progress:
+    """Progress after the last checkpoint (federations restored to it), or a fresh start."""
+    ckpt = rundir.load_checkpoint() if resume is not None else None
+    if ckpt is None:
+        if resume is not None:
+            rundir.truncate_metrics(0)
+        return Progress()
+    last, states, server, saved = ckpt
+    for name, fed in feds.items():
+        fed.restore(states[name], server.get(name, {}))
+    best = {
+        name: (score, rnd, states[f"best/{name}"])
+        for name, (score, rnd) in saved.get("best", {}).items()
+    }
+    log(f"resuming {rundir.path} after round {last}")
+    return Progress(rundir.truncate_metrics(last), best, last + 1)
+
+
+def _round(exp: Experiment, feds: dict, rnd: int, progress: Progress) -> dict:
+    """Step every federation once, evaluate, and record the round."""
+    cfg = exp.cfg
+    t0 = time.perf_counter()
+    outcomes = {name: fed.step(rnd) for name, fed in feds.items()}
+    t_train = time.perf_counter() - t0
+    record: dict = {"round": rnd, "federations": {n: o.to_dict() for n, o in outcomes.items()}}
+    compute = sum(sum(o.client_compute_s.values()) for o in outcomes.values())
+    t1 = time.perf_counter()
+    if rnd % cfg.evaluation.every == 0 or rnd == cfg.federation.rounds:
+        states = {n: f.state for n, f in feds.items()}
+        record["test"] = exp.evaluate(states, "test")
+        if cfg.evaluation.select_on_dev:
+            record["dev"] = exp.evaluate(states, "dev")
+            _track_best(exp, record["dev"], feds, rnd, progress.best)
+    record["time"] = {
+        "train_s": t_train,
+        "client_compute_s": compute,
+        "overhead_s": max(t_train - compute, 0.0),
+        "evaluation_s": time.perf_counter() - t1,
+    }
+    progress.history.append(record)
+    return record
+
+
+def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> None:
+    for name, fed in feds.items():
+        langs = exp.topology.selection_languages(name, list(dev))
+        vals = [dev[x]["accuracy"] for x in langs if x in dev]
+        if not vals:
+            continue
+        score = sum(vals) / len(vals)
+        if name not in best or score > best[name][0]:
+            best[name] = (score, rnd, {k: v.clone() for k, v in fed.state.items()})
+
+
+def _checkpoint(rundir: RunDir, feds: dict, rnd: int, progress: Progress) -> None:
+    states = {n: f.state for n, f in feds.items()}
+    states |= {f"best/{n}": s for n, (_, _, s) in progress.best.items()}
+    rundir.save_checkpoint(
+        rnd,
+        states,
+        {n: f.server_state() for n, f in feds.items()},
+        {"best": {n: [score, r] for n, (score, r, _) in progress.best.items()}},
+    )
+
+
+def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, wall_s: float):
+    """Final tensors, best tensors, results.json and report.md of a finished run."""
+    finals = {n: f.state for n, f in feds.items()}
+    results = results_of(exp, progress.history, progress.best, wall_s)
+    rundir.save_states("final.safetensors", finals)
+    if progress.best:
+        rundir.save_states("best.safetensors", {n: s for n, (_, _, s) in progress.best.items()})
+    if exp.cfg.evaluation.matrix and exp.topology.per_language:
+        results["matrix"] = exp.matrix(finals)
+    results["run_dir"] = str(rundir.path)
+    rundir.write_results(results)
+    rundir.write_report(report(exp.cfg, results))
+    return results
