@@ -182,6 +182,13 @@ def example_losses(
     return losses
 
 
+def _member_scores(exp, state: State, rows: list[Example]) -> np.ndarray:
+    """The attack's score per example: its negated loss (higher = more likely a member)."""
+    tok, prefix = exp.backbone.tokenizer, exp.backbone.text_prefix
+    enc = encode(tok, rows, max_length=exp.max_length, text_prefix=prefix)
+    return -example_losses(exp.bench, state, enc, exp.cfg.train.eval_batch_size)
+
+
 # ---- the audit of a run ----------------------------------------------------------------------
 def audit_run(
     run_dir: str | Path,
@@ -201,16 +208,12 @@ def audit_run(
     configure_threads(cfg.threads)
     states = rundir.load_states(f"{which}.safetensors")
     exp = build(cfg, backbone=backbone)
-    tok, prefix = exp.backbone.tokenizer, exp.backbone.text_prefix
     per_lang, all_m, all_n = {}, [], []
     for lang, (members, non_members, provenance) in split_members(exp, cfg.seed).items():
         model = exp.model_for(lang)
         if model not in states:
             raise FileNotFoundError(f"{run_dir}: no saved model {model!r} in {which}.safetensors")
-        scores = []
-        for rows in (members, non_members):
-            enc = encode(tok, rows, max_length=exp.max_length, text_prefix=prefix)
-            scores.append(-example_losses(exp.bench, states[model], enc, cfg.train.eval_batch_size))
+        scores = [_member_scores(exp, states[model], rows) for rows in (members, non_members)]
         per_lang[lang] = attack_metrics(*scores, bootstrap=bootstrap, seed=cfg.seed) | {
             "model": model,
             "non_member_source": provenance,
