@@ -64,7 +64,7 @@ def compare_table(rows: Sequence[dict], languages: Sequence[str] | None = None) 
             _pct(r["averages"]["average"]),
             _pct(r["averages"]["low_resource_average"]),
             _count(r["parameters"]["trainable"]),
-            _mb(comm) if r["paradigm"] == "federated" else "0 (local)",
+            "0 (local)" if r["strategy"] == "local" else _mb(comm),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
