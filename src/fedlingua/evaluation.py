@@ -1,19 +1,24 @@
 """Scores per language and the averages the paper reports.
 
-Accuracy and macro-F1 per language; averages over all evaluated languages,
+Accuracy, macro-F1, per-class recall and the confusion matrix per language (a
+model that never predicts some class shows there, whatever its accuracy);
+averages over all evaluated languages,
 over a low-resource group, over languages that had a client and over languages
 that had none (zero-shot transfer).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 
-def scores(preds: np.ndarray, gold: Iterable[int]) -> dict[str, float]:
-    """Accuracy and macro-F1 (over the labels present in gold or predictions)."""
+def scores(
+    preds: np.ndarray, gold: Iterable[int], labels: Sequence[str] | None = None
+) -> dict:
+    """Accuracy and macro-F1 (over the labels present in gold or predictions); with the
+    dataset's `labels`, also recall per class and the confusion matrix (rows: gold)."""
     gold = np.asarray(list(gold), dtype=np.int64)
     preds = np.asarray(preds, dtype=np.int64)
     if len(gold) == 0:
@@ -24,11 +29,25 @@ def scores(preds: np.ndarray, gold: Iterable[int]) -> dict[str, float]:
         fp = np.sum((preds == label) & (gold != label))
         fn = np.sum((preds != label) & (gold == label))
         f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return {
+    out: dict = {
         "accuracy": float(np.mean(preds == gold)),
         "macro_f1": float(np.mean(f1s)),
         "n": int(len(gold)),
     }
+    if labels is not None:
+        k = len(labels)
+        confusion = np.zeros((k, k), dtype=np.int64)
+        np.add.at(confusion, (gold, preds), 1)
+        support = confusion.sum(axis=1)
+        out["recall"] = {
+            name: float(confusion[i, i] / support[i]) if support[i] else None
+            for i, name in enumerate(labels)
+        }
+        out["confusion"] = confusion.tolist()
+        out["never_predicted"] = [
+            name for i, name in enumerate(labels) if support[i] and confusion[:, i].sum() == 0
+        ]
+    return out
 
 
 def _mean(values: list[float]) -> float | None:

@@ -46,6 +46,7 @@ class Workbench:
     pad_id: int
     precision: str = "fp32"
     params: ParameterCount = field(default=None)  # type: ignore[assignment]
+    num_labels: int = 0
 
     def get_state(self) -> State:
         return get_trainable(self.model, self.names)
@@ -93,6 +94,7 @@ def build_workbench(
         pad_id=int(backbone.tokenizer.pad_token_id),
         precision=resolve_precision(cfg.model.precision),
         params=count_parameters(model),
+        num_labels=num_labels,
     )
 
 
@@ -120,16 +122,21 @@ def local_update(
     max_grad_norm: float = 1.0,
     proximal_mu: float = 0.0,
     max_steps: int | None = None,
+    optimizer: str = "adamw",
+    momentum: float = 0.9,
+    logit_adjustment: float = 0.0,
     on_step: Callable[[], None] | None = None,
 ) -> UpdateResult:
     """Train `state` on `data` for `epochs` passes and return the new trainable state.
 
-    A fresh AdamW starts at every update (clients keep no optimizer state between
-    rounds). With `max_steps` the update stops after that many optimizer steps instead
-    of `epochs` passes (the shuffled batch order differs every round, so successive
-    rounds see different batches). With `proximal_mu > 0` the FedProx term
-    mu/2 * ||w - w_start||^2 is added to the loss. All randomness (dropout, batch
-    order) derives from `seed`.
+    A fresh optimizer (AdamW, or SGD with `momentum`) starts at every update. With
+    `max_steps` the update stops after that many optimizer steps instead of `epochs`
+    passes (the shuffled batch order differs every round, so successive rounds see
+    different batches). With `proximal_mu > 0` the FedProx term mu/2 * ||w - w_start||^2
+    is added to the loss. With `logit_adjustment` tau > 0 the loss is taken on
+    logits + tau * log(prior), the prior being this client's own label distribution
+    (Menon et al. 2021; FedLC-style calibration of label-skewed clients). All
+    randomness (dropout, batch order) derives from `seed`.
     """
     if len(data) == 0:
         raise ValueError("local_update got a client with no training examples")
@@ -139,7 +146,10 @@ def local_update(
     model.train()
     params = [p for n, p in model.named_parameters() if p.requires_grad]
     anchors = [state[n].clone() for n in bench.names] if proximal_mu > 0 else None
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    shift = None
+    if logit_adjustment > 0:
+        shift = logit_adjustment * torch.log(label_prior(data.labels, bench.num_labels))
     torch.manual_seed(seed)
     losses: list[float] = []
     batches = _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
@@ -147,15 +157,12 @@ def local_update(
         for batch in batches:
             with bench.autocast():
                 out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+            logits = out.logits.float() if shift is None else out.logits.float() + shift
+            loss = nn.functional.cross_entropy(logits, batch["labels"])
             if anchors is not None:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
                 loss = loss + 0.5 * proximal_mu * prox
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            opt.step()
+            _step(opt, loss, params, max_grad_norm)
             losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step()
@@ -169,6 +176,35 @@ def local_update(
         loss_mean=float(np.mean(losses)),
         compute_s=time.perf_counter() - start,
     )
+
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def make_optimizer(
+    name: str, params: list[nn.Parameter], *, lr: float, weight_decay: float, momentum: float
+) -> torch.optim.Optimizer:
+    """AdamW, or SGD with (heavy-ball) momentum."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+
+
+def label_prior(labels: list[int], num_labels: int, smoothing: float = 1.0) -> torch.Tensor:
+    """Label distribution of `labels`, add-`smoothing` so that no class has probability 0."""
+    counts = torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=num_labels)
+    counts = counts.double() + smoothing
+    return (counts / counts.sum()).float()
+
+
+def _step(opt, loss: torch.Tensor, params: list[nn.Parameter], max_grad_norm: float) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
 
 
 @torch.no_grad()
@@ -210,7 +246,3 @@ def _training_batches(
             steps += 1
             yield batch
         epoch += 1
-
-
-def steps_per_update(num_examples: int, batch_size: int, epochs: int) -> int:
-    return epochs * -(-num_examples // batch_size)
