@@ -211,6 +211,3 @@ def _training_batches(
             yield batch
         epoch += 1
 
-
-def steps_per_update(num_examples: int, batch_size: int, epochs: int) -> int:
-    return epochs * -(-num_examples // batch_size)
