@@ -210,4 +210,3 @@ def _training_batches(
             steps += 1
             yield batch
         epoch += 1
-
