@@ -103,8 +103,15 @@ class TrainConfig:
         "seeded per round): more, shorter rounds limit client drift",
         None,
     )
-    weight_decay: float = _help("AdamW weight decay", 0.0)
+    weight_decay: float = _help("weight decay", 0.0)
     max_grad_norm: float = _help("gradient clipping (0 disables)", 1.0)
+    optimizer: str = _help("client optimizer: 'adamw' or 'sgd' (with momentum)", "adamw")
+    momentum: float = _help("SGD momentum", 0.9)
+    logit_adjustment: float = _help(
+        "tau of the client loss on logits + tau * log(client label prior) (0 = plain "
+        "cross-entropy): calibrates clients whose label distributions differ",
+        0.0,
+    )
 
 
 @dataclass
@@ -190,6 +197,21 @@ class EvalConfig:
     every: int = _help("evaluate every k rounds (the last round always)", 1)
     select_on_dev: bool = _help("report the round with the best dev accuracy", False)
     matrix: bool = _help("monolingual: evaluate every language model on every language", False)
+    patience: int | None = _help(
+        "early stopping: a model stops training after this many evaluations without a "
+        "better dev accuracy (needs select_on_dev; federation.rounds is then a maximum)",
+        None,
+    )
+    personalize: int = _help(
+        "after training, each client fine-tunes the final model for this many local steps; "
+        "reported as a separate 'personalized' score (0 = off)",
+        0,
+    )
+    language_prior: bool = _help(
+        "also report scores with each language's own training label prior added to the "
+        "logits (prior-adjusted), next to the plain argmax",
+        False,
+    )
 
 
 @dataclass
@@ -235,6 +257,15 @@ class RunConfig:
         need(self.train.batch_size >= 1, "train.batch_size must be >= 1")
         need(self.train.lr is None or self.train.lr > 0, "train.lr must be > 0")
         need(self.evaluation.every >= 1, "evaluation.every must be >= 1")
+        ev = self.evaluation
+        need(ev.patience is None or ev.patience >= 1, "evaluation.patience must be >= 1")
+        need(
+            ev.patience is None or ev.select_on_dev,
+            "evaluation.patience stops on dev accuracy: set evaluation.select_on_dev=true",
+        )
+        need(ev.personalize >= 0, "evaluation.personalize must be >= 0 local steps")
+        need(self.train.optimizer in ("adamw", "sgd"), "train.optimizer: 'adamw' or 'sgd'")
+        need(self.train.logit_adjustment >= 0, "train.logit_adjustment must be >= 0")
         need(self.model.precision in PRECISIONS, f"model.precision: use one of {PRECISIONS}")
         m = self.method
         need(m.reparameterization in ("mlp", "lstm"), "method.reparameterization: 'mlp' or 'lstm'")

@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 
-def scores(
-    preds: np.ndarray, gold: Iterable[int], labels: Sequence[str] | None = None
-) -> dict:
+def scores(preds: np.ndarray, gold: Iterable[int], labels: Sequence[str] | None = None) -> dict:
     """Accuracy and macro-F1 (over the labels present in gold or predictions); with the
     dataset's `labels`, also recall per class and the confusion matrix (rows: gold)."""
     gold = np.asarray(list(gold), dtype=np.int64)

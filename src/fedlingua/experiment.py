@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from fedlingua.config import ConfigError, RunConfig
 from fedlingua.data import (
     ClientData,
@@ -30,7 +32,7 @@ from fedlingua.evaluation import scores
 from fedlingua.methods import make_method
 from fedlingua.models import Backbone, load_backbone
 from fedlingua.topology import Topology, build_topology
-from fedlingua.training import State, Workbench, build_workbench, predict
+from fedlingua.training import State, Workbench, build_workbench, label_prior, predict
 
 
 @dataclass
@@ -57,17 +59,34 @@ class Experiment:
         """Name of the model (federation) that serves `language`."""
         return self.topology.model_for(language)
 
-    def evaluate(self, states: dict[str, State], split: str = "test") -> dict[str, dict]:
-        """Scores per evaluated language, each by the model that serves it."""
+    def evaluate(
+        self, states: dict[str, State], split: str = "test", *, language_prior: bool = False
+    ) -> dict[str, dict]:
+        """Scores per evaluated language, each by the model that serves it.
+
+        `language_prior`: predict argmax(logits + log p_lang), p_lang being the label
+        distribution of the language's own training data (languages without training
+        data keep the plain argmax).
+        """
         data = self.test if split == "test" else self.dev
         out = {}
         for lang in self.eval_languages:
             model = self.model_for(lang)
             if model not in states or len(data[lang]) == 0:
                 continue
-            preds = predict(self.bench, states[model], data[lang], self.cfg.train.eval_batch_size)
-            out[lang] = scores(preds, data[lang].labels)
+            shift = self.log_prior(lang) if language_prior else None
+            preds = predict(
+                self.bench, states[model], data[lang], self.cfg.train.eval_batch_size, shift
+            )
+            out[lang] = scores(preds, data[lang].labels, self.dataset.labels)
         return out
+
+    def log_prior(self, language: str) -> torch.Tensor | None:
+        """log of the label distribution of `language`'s training data (None without any)."""
+        labels = [
+            y for c in self.clients if c.lang == language for y in self.train[c.client_id].labels
+        ]
+        return torch.log(label_prior(labels, self.num_labels)) if labels else None
 
     def matrix(self, states: dict[str, State]) -> dict[str, dict[str, float]]:
         """Test accuracy of every model on every evaluated language (rows: models)."""

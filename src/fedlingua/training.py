@@ -223,12 +223,17 @@ def eval_logits(
 
 
 def predict(
-    bench: Workbench, state: State | None, data: EncodedSplit, batch_size: int
+    bench: Workbench,
+    state: State | None,
+    data: EncodedSplit,
+    batch_size: int,
+    shift: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """Predicted label index for every row of `data`, in the original row order."""
+    """Predicted label index for every row of `data`, in the original row order
+    (argmax of the logits, plus `shift` per class when given, e.g. a log prior)."""
     preds = np.empty(len(data), dtype=np.int64)
     for index, logits, _ in eval_logits(bench, state, data, batch_size):
-        preds[index] = logits.argmax(-1).numpy()
+        preds[index] = (logits if shift is None else logits + shift).argmax(-1).numpy()
     return preds
 
 

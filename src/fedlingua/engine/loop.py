@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from fedlingua.config import RunConfig
 from fedlingua.engine.federations import ClientHandler, build_federations
-from fedlingua.engine.results import report, results_of, round_line
+from fedlingua.engine.personalize import personalize
+from fedlingua.engine.results import report, results_of, round_line, scored
 from fedlingua.experiment import Experiment, build
 from fedlingua.models import Backbone
 from fedlingua.report import RunDir
@@ -82,7 +83,11 @@ def run(
         with flower_log_level(logging.WARNING):
             rounds = range(progress.start_round, cfg.federation.rounds + 1)
             for rnd in tqdm(rounds, desc="rounds", disable=not show):
-                record = _round(exp, feds, rnd, progress)
+                active = _active(cfg, list(feds), rnd, progress)
+                if not active:
+                    log(f"early stopping before round {rnd}: no model improved on dev")
+                    break
+                record = _round(exp, feds, active, rnd, progress)
                 rundir.append_metrics(record)
                 _checkpoint(rundir, feds, rnd, progress)
                 log(round_line(record))
@@ -136,11 +141,26 @@ def _restore(rundir: RunDir, feds: dict, resume, log: Callable[[str], None]) -> 
     return Progress(rundir.truncate_metrics(last), best, last + 1)
 
 
-def _round(exp: Experiment, feds: dict, rnd: int, progress: Progress) -> dict:
-    """Step every federation once, evaluate, and record the round."""
+def _active(cfg: RunConfig, models: list[str], rnd: int, progress: Progress) -> list[str]:
+    """The models that still train in round `rnd`: all of them, or with early stopping
+    those whose dev accuracy improved within the last `evaluation.patience` evaluations
+    (derived from the checkpointed best rounds, so a resumed run stops where it would)."""
+    patience = cfg.evaluation.patience
+    if patience is None:
+        return models
+    every = cfg.evaluation.every
+    return [
+        m
+        for m in models
+        if m not in progress.best or (rnd - 1 - progress.best[m][1]) // every < patience
+    ]
+
+
+def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: Progress) -> dict:
+    """Step the active federations once, evaluate every model, and record the round."""
     cfg = exp.cfg
     t0 = time.perf_counter()
-    outcomes = {name: fed.step(rnd) for name, fed in feds.items()}
+    outcomes = {name: feds[name].step(rnd) for name in active}
     t_train = time.perf_counter() - t0
     record: dict = {"round": rnd, "federations": {n: o.to_dict() for n, o in outcomes.items()}}
     compute = sum(sum(o.client_compute_s.values()) for o in outcomes.values())
@@ -190,8 +210,14 @@ def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, wal
     rundir.save_states("final.safetensors", finals)
     if progress.best:
         rundir.save_states("best.safetensors", {n: s for n, (_, _, s) in progress.best.items()})
-    if exp.cfg.evaluation.matrix and exp.topology.per_language:
+    ev = exp.cfg.evaluation
+    if ev.matrix and exp.topology.per_language:
         results["matrix"] = exp.matrix(finals)
+    reported = {n: progress.best[n][2] if n in progress.best else s for n, s in finals.items()}
+    if ev.language_prior:
+        results["prior_adjusted"] = scored(exp, exp.evaluate(reported, language_prior=True))
+    if ev.personalize > 0:
+        results["personalized"] = personalize(exp, reported, ev.personalize)
     results["run_dir"] = str(rundir.path)
     rundir.write_results(results)
     rundir.write_report(report(exp.cfg, results))

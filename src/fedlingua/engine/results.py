@@ -19,14 +19,6 @@ def results_of(exp: Experiment, history: list[dict], best: dict, wall_s: float) 
     """results.json of a finished run (`best`: model -> (dev score, round, state))."""
     cfg = exp.cfg
     final, selected = _reported_scores(exp, history, best)
-    train_sizes: dict[str, int] = {}
-    for c in exp.clients:
-        train_sizes[c.lang] = train_sizes.get(c.lang, 0) + len(exp.train[c.client_id])
-    groups = dict(
-        client_languages=sorted(train_sizes),
-        low_resource=cfg.data.low_resource,
-        zero_shot=[x for x in exp.eval_languages if x not in train_sizes],
-    )
     from fedlingua.privacy.dp import account
 
     return {
@@ -36,14 +28,15 @@ def results_of(exp: Experiment, history: list[dict], best: dict, wall_s: float) 
         "dataset": cfg.data.source,
         "seed": cfg.seed,
         "rounds": cfg.federation.rounds,
+        "rounds_run": history[-1]["round"] if history else 0,
+        "stopped_early": cfg.evaluation.patience is not None
+        and bool(history)
+        and history[-1]["round"] < cfg.federation.rounds,
         "strategy": "local" if exp.topology.local else cfg.federation.strategy,
         "precision": exp.bench.precision,
         "selected_round": selected,
-        "languages": {
-            lang: s | {"train_examples": train_sizes.get(lang, 0)} for lang, s in final.items()
-        },
-        "averages": averages(final, **groups),
-        "averages_f1": averages(final, metric="macro_f1", **groups),
+        **scored(exp, final),
+        "curve": _curve(history),
         "parameters": {"trainable": exp.bench.params.trainable, "total": exp.bench.params.total},
         "communication": _communication(exp, history),
         "privacy": account(cfg, history),
@@ -51,6 +44,44 @@ def results_of(exp: Experiment, history: list[dict], best: dict, wall_s: float) 
         "failures": _failures(history),
         "time": _times(history, wall_s),
     }
+
+
+def _train_sizes(exp: Experiment) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for c in exp.clients:
+        sizes[c.lang] = sizes.get(c.lang, 0) + len(exp.train[c.client_id])
+    return sizes
+
+
+def scored(exp: Experiment, per_language: dict[str, dict]) -> dict:
+    """Per-language scores (with training sizes) and their group averages."""
+    sizes = _train_sizes(exp)
+    groups = dict(
+        client_languages=sorted(sizes),
+        low_resource=exp.cfg.data.low_resource,
+        zero_shot=[x for x in exp.eval_languages if x not in sizes],
+    )
+    return {
+        "languages": {
+            lang: s | {"train_examples": sizes.get(lang, 0)} for lang, s in per_language.items()
+        },
+        "averages": averages(per_language, **groups),
+        "averages_f1": averages(per_language, metric="macro_f1", **groups),
+    }
+
+
+def _curve(history: list[dict]) -> list[dict]:
+    """Mean test (and dev) accuracy over languages per evaluated round: the learning curve."""
+
+    def mean(split: dict) -> float:
+        return sum(s["accuracy"] for s in split.values()) / len(split) if split else None
+
+    return [
+        {"round": h["round"], "test": mean(h["test"])}
+        | ({"dev": mean(h["dev"])} if "dev" in h else {})
+        for h in history
+        if "test" in h
+    ]
 
 
 def _reported_scores(exp: Experiment, history: list[dict], best: dict) -> tuple[dict, object]:
@@ -160,6 +191,7 @@ def report(cfg: RunConfig, results: dict) -> str:
         f"overhead outside client compute {100 * results['time']['overhead_fraction']:.1f}%",
         "",
     ]
+    lines += _flags(results)
     if results["failures"]:
         lines += ["failed clients per round: " + str(results["failures"]), ""]
     if results.get("privacy"):
@@ -172,6 +204,34 @@ def report(cfg: RunConfig, results: dict) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _flags(results: dict) -> list[str]:
+    """Report lines on what the global numbers hide: classes a model never predicts,
+    early stopping, and the separately reported prior-adjusted and personalized scores."""
+    lines = []
+    for lang, s in results["languages"].items():
+        if s.get("never_predicted"):
+            lines.append(
+                f"- **{lang}: the model never predicts {', '.join(s['never_predicted'])}**"
+            )
+    if results.get("stopped_early"):
+        lines.append(f"- early stopping after round {results['rounds_run']} of {results['rounds']}")
+    for key, label in (("prior_adjusted", "prior-adjusted"), ("personalized", "personalized")):
+        if key in results:
+            avg = results[key]["averages"]
+            extra = ""
+            if key == "personalized":
+                extra = f" ({results[key]['steps']} extra local steps per client, "
+                extra += f"{results[key]['compute_s']:.1f} s extra compute)"
+            low = avg.get("low_resource_average")
+            lines.append(
+                f"- {label} average accuracy {100 * avg['average']:.1f}"
+                + (f", low-resource {100 * low:.1f}" if low is not None else "")
+                + extra
+                + " — reported separately, not part of the table above"
+            )
+    return [*lines, ""] if lines else []
 
 
 def load_final_states(run_dir: str | Path, which: str = "final") -> dict[str, State]:

@@ -56,7 +56,7 @@ def drops_out(seed: int, server_round: int, client_id: str, probability: float) 
 def train_config(cfg: RunConfig, lr: float) -> ConfigRecord:
     """Hyper-parameters the server sends with every train message."""
     t = cfg.train
-    return ConfigRecord(
+    config = ConfigRecord(
         {
             "lr": float(lr),
             "local-epochs": int(t.local_epochs),
@@ -68,6 +68,12 @@ def train_config(cfg: RunConfig, lr: float) -> ConfigRecord:
             "client-dropout": float(cfg.federation.client_dropout),
         }
     )
+    # sent only when they differ from the client's defaults (AdamW, plain cross-entropy)
+    if t.optimizer != "adamw":
+        config["optimizer"], config["momentum"] = t.optimizer, float(t.momentum)
+    if t.logit_adjustment > 0:
+        config["logit-adjustment"] = float(t.logit_adjustment)
+    return config
 
 
 def handle_train(
@@ -96,6 +102,9 @@ def handle_train(
         weight_decay=float(config["weight-decay"]),
         max_grad_norm=float(config["max-grad-norm"]),
         proximal_mu=float(config.get("proximal-mu", 0.0)),
+        optimizer=str(config.get("optimizer", "adamw")),
+        momentum=float(config.get("momentum", 0.0)),
+        logit_adjustment=float(config.get("logit-adjustment", 0.0)),
         on_step=on_step,
     )
     metrics = MetricRecord(

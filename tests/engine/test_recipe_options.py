@@ -1,0 +1,118 @@
+"""Options of the federated optimization recipe: per-class results, early stopping,
+personalization, logit adjustment and the per-language prior, the client optimizer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fedlingua.engine import load_final_states, run
+from fedlingua.evaluation import scores
+from fedlingua.experiment import build
+from fedlingua.training import label_prior, local_update
+
+QUIET = dict(log=lambda line: None)
+
+
+def test_scores_give_recall_per_class_confusion_and_never_predicted_classes():
+    gold = np.array([0, 0, 1, 1, 2, 2])
+    preds = np.array([0, 1, 1, 1, 0, 1])
+    s = scores(preds, gold, ["a", "b", "c"])
+    assert s["recall"] == {"a": 0.5, "b": 1.0, "c": 0.0}
+    assert s["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 1, 0]]
+    assert s["never_predicted"] == ["c"]
+    # a class absent from gold is neither recalled nor flagged
+    s = scores(np.array([0, 0]), np.array([0, 0]), ["a", "b"])
+    assert s["recall"] == {"a": 1.0, "b": None} and s["never_predicted"] == []
+
+
+def test_early_stopping_stops_and_resumes_where_an_uninterrupted_run_stops(
+    tmp_path, tiny_backbone, tiny_config
+):
+    kw = dict(
+        federation__rounds=12,
+        evaluation__select_on_dev=True,
+        evaluation__patience=1,
+        train__lr=0.3,
+    )
+    full = run(tiny_config(tmp_path, name="full", **kw), backbone=tiny_backbone, **QUIET)
+    assert full["stopped_early"] and full["rounds_run"] < 12
+    assert [p["round"] for p in full["curve"]] == list(range(1, full["rounds_run"] + 1))
+    assert all("dev" in p for p in full["curve"])
+    # interrupt the same run after round 1 and resume it: it stops where the other did
+
+    def stop_after_round_1(line: str) -> None:
+        if line.startswith("round 1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_config(tmp_path, name="cut", **kw), backbone=tiny_backbone, log=stop_after_round_1)
+    resumed = run(None, resume=tmp_path / "cut", backbone=tiny_backbone, **QUIET)
+    assert resumed["rounds_run"] == full["rounds_run"]
+    assert resumed["languages"] == full["languages"]
+    a, b = load_final_states(tmp_path / "full"), load_final_states(tmp_path / "cut")
+    assert all(torch.equal(a["global"][k], b["global"][k]) for k in a["global"])
+
+
+def test_personalized_and_prior_adjusted_scores_are_reported_apart(
+    tmp_path, tiny_backbone, tiny_config
+):
+    plain = run(tiny_config(tmp_path, name="plain"), backbone=tiny_backbone, **QUIET)
+    extra = run(
+        tiny_config(
+            tmp_path,
+            name="extra",
+            evaluation__personalize=2,
+            evaluation__language_prior=True,
+        ),
+        backbone=tiny_backbone,
+        **QUIET,
+    )
+    # the global model's numbers are untouched by the extra evaluations
+    assert extra["languages"] == plain["languages"] and extra["averages"] == plain["averages"]
+    assert extra["personalized"]["steps"] == 2 and extra["personalized"]["clients"] == 3
+    assert set(extra["personalized"]["languages"]) == {"fr", "sw", "lg"}
+    assert extra["personalized"]["compute_s"] > 0
+    assert set(extra["prior_adjusted"]["languages"]) == {"fr", "sw", "lg"}
+    report = (tmp_path / "extra" / "report.md").read_text()
+    assert "personalized average accuracy" in report and "reported separately" in report
+
+
+def test_language_prior_shifts_predictions_by_the_languages_own_label_distribution(
+    tmp_path, tiny_backbone, tiny_config
+):
+    exp = build(tiny_config(tmp_path), backbone=tiny_backbone)
+    state = exp.bench.get_state()
+    lang = "lg"
+    labels = [y for c in exp.clients if c.lang == lang for y in exp.train[c.client_id].labels]
+    prior = label_prior(labels, exp.num_labels)
+    assert torch.allclose(exp.log_prior(lang), torch.log(prior))
+    # a head that outputs zeros everywhere: the prior alone decides -> its most likely class
+    with torch.no_grad():
+        for name, p in exp.bench.model.named_parameters():
+            if p.requires_grad and "classifier" in name:
+                p.zero_()
+    zero = exp.bench.get_state()
+    plain = exp.evaluate({"global": zero}, language_prior=False)[lang]
+    adjusted = exp.evaluate({"global": zero}, language_prior=True)[lang]
+    gold = np.asarray(exp.test[lang].labels)
+    assert adjusted["accuracy"] == float(np.mean(gold == int(prior.argmax())))
+    assert plain["n"] == adjusted["n"] and state is not None
+
+
+def test_label_prior_is_smoothed_and_logit_adjustment_changes_the_update(
+    tmp_path, tiny_backbone, tiny_config
+):
+    prior = label_prior([0, 0, 0, 1], 3)
+    assert torch.allclose(prior, torch.tensor([4 / 7, 2 / 7, 1 / 7]))
+    exp = build(tiny_config(tmp_path), backbone=tiny_backbone)
+    start, data = exp.bench.get_state(), exp.train["lg"]
+    common = dict(epochs=1, batch_size=16, lr=1e-2, seed=0)
+    plain = local_update(exp.bench, start, data, **common)
+    adjusted = local_update(exp.bench, start, data, logit_adjustment=1.0, **common)
+    sgd = local_update(exp.bench, start, data, optimizer="sgd", momentum=0.9, **common)
+    again = local_update(exp.bench, start, data, **common)
+    assert all(torch.equal(plain.state[k], again.state[k]) for k in start)
+    assert any(not torch.equal(plain.state[k], adjusted.state[k]) for k in start)
+    assert any(not torch.equal(plain.state[k], sgd.state[k]) for k in start)
