@@ -1,0 +1,252 @@
+"""Choose the federated optimization recipe on dev data: a sweep over client optimizer,
+optimizer state, server strategy and step, local steps, learning rate and logit
+adjustment, on the CLDR demo locales and on SIB-200.
+
+Every candidate is a run of the engine (`fedlingua.engine.run`) with early stopping on
+dev accuracy, the same maximum rounds, local steps and batch size (equal compute), and
+the monolingual paradigm is swept the same way (its best learning rate is the fair
+baseline). Only dev scores are read: the selected round, the dev averages and the
+per-class recall come from each run's metrics.jsonl `dev` records; test scores of
+these runs are never read here.
+
+Usage:  .venv/bin/python benchmarks/recipe_sweep.py cldr|sib200 [--only NAME,...]
+Runs are resumable (benchmarks/runs/recipe_sweep/<dataset>/<candidate>, one run
+directory each; a finished one is read back, an interrupted one continues). The
+results file benchmarks/results/recipe_sweep_<dataset>.md/.json is rewritten after
+every candidate, so a sweep can be run in several sittings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from fedlingua.config import RunConfig
+from fedlingua.engine import run
+from fedlingua.io import write_json, write_text
+from fedlingua.report import RunDir
+from fedlingua.runtime import environment
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "runs" / "recipe_sweep"
+RESULTS = HERE / "results"
+
+# Equal compute for every candidate: at most ROUNDS rounds of LOCAL_STEPS optimizer steps
+# of batch BATCH per client (the monolingual models train the same steps per round);
+# every model stops after PATIENCE evaluations without a better dev accuracy.
+ROUNDS, LOCAL_STEPS, BATCH, PATIENCE = 30, 4, 16, 5
+
+DATASETS: dict[str, dict] = {
+    "cldr": {
+        "overrides": {
+            "data.source": "cldr",
+            "data.max_length": 32,
+            "data.max_train_per_client": 64,
+            "data.max_eval_per_language": 100,
+            "data.low_resource": ["lg", "sn", "rn"],
+        },
+        "note": "the demo's 8 CLDR locales (fr, sw, ha, am, yo; low-resource lg, sn, rn), "
+        "64 training names per locale (stratified), 100 dev names per locale.",
+    },
+    "sib200": {
+        "overrides": {
+            "data.source": "sib200",
+            "data.languages": [
+                "eng_Latn",
+                "fra_Latn",
+                "zho_Hans",
+                "hau_Latn",
+                "amh_Ethi",
+                "yor_Latn",
+                "lug_Latn",
+                "tir_Ethi",
+            ],
+            "data.low_resource": ["hau_Latn", "amh_Ethi", "yor_Latn", "lug_Latn", "tir_Ethi"],
+            "data.max_length": 64,
+            "data.max_train_per_client": 48,
+        },
+        "note": "8 of the 30 SIB-200 languages (3 high-resource, 5 low-resource), 48 "
+        "training sentences per language (stratified), all 99 dev sentences.",
+    },
+}
+
+# name -> overrides on top of the common settings (paradigm federated unless said).
+CANDIDATES: dict[str, dict] = {
+    "mono-adamw-1e-2": {"paradigm": "monolingual", "train.lr": 1e-2},
+    "mono-adamw-3e-3": {"paradigm": "monolingual", "train.lr": 3e-3},
+    "fedavg-adamw-1e-2": {"train.lr": 1e-2},
+    "fedavg-adamw-3e-3": {"train.lr": 3e-3},
+    "fedavg-adamw-3e-3-keep": {"train.lr": 3e-3, "train.keep_optimizer_state": True},
+    "fedavg-sgd-0.1": {"train.optimizer": "sgd", "train.lr": 0.1},
+    "fedavgm-adamw-3e-3": {"federation.strategy": "fedavgm", "train.lr": 3e-3},
+    "fedadam-0.1-adamw-1e-2": {"federation.strategy": "fedadam", "train.lr": 1e-2},
+    "fedadam-0.03-adamw-1e-2": {
+        "federation.strategy": "fedadam",
+        "federation.server_lr": 0.03,
+        "train.lr": 1e-2,
+    },
+    "fedyogi-0.01-adamw-1e-2": {"federation.strategy": "fedyogi", "train.lr": 1e-2},
+    "scaffold-adamw-3e-3": {"federation.strategy": "scaffold", "train.lr": 3e-3},
+    "scaffold-sgd-0.1": {
+        "federation.strategy": "scaffold",
+        "train.optimizer": "sgd",
+        "train.lr": 0.1,
+    },
+    "fedavg-adamw-3e-3-la1": {"train.lr": 3e-3, "train.logit_adjustment": 1.0},
+    "fedadam-0.1-adamw-1e-2-la1": {
+        "federation.strategy": "fedadam",
+        "train.lr": 1e-2,
+        "train.logit_adjustment": 1.0,
+    },
+}
+
+COMMON = {
+    "model.name": "e5-small",
+    "model.precision": "fp32-onednn",
+    "train.batch_size": BATCH,
+    "train.local_steps": LOCAL_STEPS,
+    "federation.rounds": ROUNDS,
+    "evaluation.select_on_dev": True,
+    "evaluation.patience": PATIENCE,
+    "threads": 1,
+    "progress": False,
+    "seed": 0,
+}
+
+
+def config(dataset: str, name: str) -> RunConfig:
+    overrides = COMMON | DATASETS[dataset]["overrides"] | CANDIDATES[name]
+    overrides |= {"output_dir": str(RUNS / dataset), "name": name}
+    return RunConfig.load(None, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+
+
+def run_candidate(dataset: str, name: str) -> Path:
+    """Run (or finish, or read back) one candidate; returns its run directory."""
+    cfg = config(dataset, name)
+    rundir = RunDir(Path(cfg.output_dir) / name)
+    if rundir.results() is not None:
+        return rundir.path
+    if rundir.config_path.exists() and rundir.config_path.read_text() != cfg.to_toml():
+        raise SystemExit(f"{rundir.path} holds another config: delete it to rerun {name}")
+    resume = rundir.path if rundir.config_path.exists() else None
+    t0 = time.perf_counter()
+    run(cfg, resume=resume, log=lambda line: print(f"[{dataset} {name}] {line}", flush=True))
+    print(f"[{dataset} {name}] done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return rundir.path
+
+
+def dev_summary(path: Path, low: list[str]) -> dict:
+    """Dev figures of a finished run at its best dev round (per model for monolingual)."""
+    rundir = RunDir(path)
+    records = [r for r in rundir.metrics() if "dev" in r]
+    results = rundir.results() or {}
+    monolingual = results.get("paradigm") == "monolingual"
+    per_lang: dict[str, dict] = {}
+    if monolingual:  # each language's own model at its own best round
+        for lang in records[0]["dev"]:
+            best = max(records, key=lambda r: r["dev"][lang]["accuracy"])
+            per_lang[lang] = best["dev"][lang] | {"round": best["round"]}
+    else:
+        best = max(records, key=lambda r: statistics.mean(s["accuracy"] for s in r["dev"].values()))
+        per_lang = {lang: s | {"round": best["round"]} for lang, s in best["dev"].items()}
+    classes = sorted({c for s in per_lang.values() for c in s.get("recall", {})})
+    recall = {
+        c: statistics.mean(
+            s["recall"][c] for s in per_lang.values() if s.get("recall", {}).get(c) is not None
+        )
+        for c in classes
+    }
+    return {
+        "dev_average": statistics.mean(s["accuracy"] for s in per_lang.values()),
+        "dev_low_resource": statistics.mean(s["accuracy"] for k, s in per_lang.items() if k in low)
+        if any(k in low for k in per_lang)
+        else None,
+        "dev_per_language": {k: s["accuracy"] for k, s in per_lang.items()},
+        "recall_per_class": recall,
+        "never_predicted": {
+            k: s["never_predicted"] for k, s in per_lang.items() if s.get("never_predicted")
+        },
+        "selected_round": max(s["round"] for s in per_lang.values()),
+        "rounds_run": results.get("rounds_run"),
+        "wall_s": results.get("time", {}).get("wall_s"),
+        "communication_mb": results.get("communication", {}).get("bytes_total", 0) / 1e6,
+    }
+
+
+def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
+    low = DATASETS[dataset]["overrides"]["data.low_resource"]
+    ranked = sorted(rows.items(), key=lambda kv: -kv[1]["dev_average"])
+    federated = [(n, r) for n, r in ranked if not n.startswith("mono")]
+    mono = [(n, r) for n, r in ranked if n.startswith("mono")]
+    classes = sorted({c for r in rows.values() for c in r["recall_per_class"]})
+    head = [
+        f"# Recipe sweep on {dataset} dev",
+        "",
+        f"Command: `{command}`",
+        "",
+        DATASETS[dataset]["note"],
+        f"Every candidate: e5-small, at most {ROUNDS} rounds of {LOCAL_STEPS} local steps "
+        f"(batch {BATCH}), early stopping after {PATIENCE} evaluations without a better "
+        "dev accuracy, seed 0. Only dev scores are shown and used; low-resource = "
+        f"{', '.join(low)}.",
+        "",
+        "| candidate | dev avg | dev low-res | round | rounds run | "
+        + " | ".join(f"recall {c}" for c in classes)
+        + " | never predicted | wall s |",
+        "|---" + "|---:" * (5 + len(classes)) + "|---|---:|",
+    ]
+    for name, r in ranked:
+        never = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["never_predicted"].items())
+        low_avg = r["dev_low_resource"]
+        head.append(
+            f"| {name} | {100 * r['dev_average']:.1f} | "
+            f"{'-' if low_avg is None else f'{100 * low_avg:.1f}'} | {r['selected_round']} | "
+            f"{r['rounds_run']} | "
+            + " | ".join(f"{100 * r['recall_per_class'].get(c, 0):.0f}" for c in classes)
+            + f" | {never or '-'} | {r['wall_s'] or 0:.0f} |"
+        )
+    verdict = []
+    if federated and mono:
+        (fn, fr), (mn, mr) = federated[0], mono[0]
+        verdict = [
+            "",
+            f"Best federated candidate on dev: **{fn}** ({100 * fr['dev_average']:.1f}); "
+            f"best monolingual: **{mn}** ({100 * mr['dev_average']:.1f}); difference "
+            f"{100 * (fr['dev_average'] - mr['dev_average']):+.1f} points on average.",
+        ]
+    write_text(RESULTS / f"recipe_sweep_{dataset}.md", "\n".join(head + verdict) + "\n")
+    write_json(
+        RESULTS / f"recipe_sweep_{dataset}.json",
+        {"command": command, "environment": environment(), "rows": rows},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=sorted(DATASETS))
+    parser.add_argument("--only", help="comma-separated candidate names (default: all)")
+    args = parser.parse_args()
+    os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    names = args.only.split(",") if args.only else list(CANDIDATES)
+    unknown = sorted(set(names) - set(CANDIDATES))
+    if unknown:
+        raise SystemExit(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
+    command = "python benchmarks/recipe_sweep.py " + " ".join(sys.argv[1:])
+    low = DATASETS[args.dataset]["overrides"]["data.low_resource"]
+    rows = {}
+    for name in CANDIDATES:  # rows already finished are always included
+        path = RUNS / args.dataset / name
+        if name in names:
+            path = run_candidate(args.dataset, name)
+        if RunDir(path).results() is not None:
+            rows[name] = dev_summary(path, low)
+            write_results(args.dataset, rows, command)
+
+
+if __name__ == "__main__":
+    main()
