@@ -38,24 +38,6 @@ def test_invalid_config_fails_with_advice(override, needle):
         RunConfig.load(None, [override])
 
 
-def test_prompt_that_leaves_no_room_for_text_is_rejected():
-    cfg = RunConfig.load(None, ["method.num_virtual_tokens=510"])
-    with pytest.raises(ConfigError, match="fewer virtual tokens"):
-        cfg.check_prompt_room(512)
-    RunConfig.load(None, ["method.name=lora", "method.num_virtual_tokens=510"]).check_prompt_room(
-        512
-    )
-
-
-def test_unknown_language_groups_are_rejected():
-    cfg = RunConfig.load(None, ["data.low_resource=xx,sw"])
-    with pytest.raises(ConfigError, match="unknown languages \\['xx'\\]"):
-        cfg.check_languages(["fr", "sw"])
-    cfg = RunConfig.load(None, ["data.zero_shot_languages=sw"])
-    with pytest.raises(ConfigError, match="also have clients"):
-        cfg.check_languages(["fr", "sw"])
-
-
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         RunConfig.load(tmp_path / "nope.toml")

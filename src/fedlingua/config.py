@@ -203,39 +203,6 @@ class RunConfig:
         _check_privacy(self)
         return self
 
-    def check_prompt_room(self, max_positions: int) -> None:
-        """Fail when the virtual prompt leaves no room for text in the model's positions."""
-        if self.method.name not in ("prompt-encoder", "soft-prompt"):
-            return
-        room = max_positions - self.method.num_virtual_tokens
-        if room < 8:
-            raise ConfigError(
-                f"method.num_virtual_tokens={self.method.num_virtual_tokens} leaves {room} of the "
-                f"model's {max_positions} positions for text: use fewer virtual tokens"
-            )
-
-    def check_languages(self, available: list[str]) -> None:
-        """Fail when a language list names languages the dataset does not have."""
-        d = self.data
-        groups = {
-            "data.languages": d.languages or [],
-            "data.eval_languages": d.eval_languages or [],
-            "data.zero_shot_languages": d.zero_shot_languages,
-            "data.low_resource": d.low_resource,
-        }
-        for key, langs in groups.items():
-            unknown = sorted(set(langs) - set(available))
-            if unknown:
-                raise ConfigError(
-                    f"{key} names unknown languages {unknown}; the data has {sorted(available)}"
-                )
-        overlap = set(d.zero_shot_languages) & set(d.languages or available)
-        if d.zero_shot_languages and overlap:
-            raise ConfigError(
-                f"data.zero_shot_languages {sorted(overlap)} also have clients: set data.languages "
-                "to the client languages only"
-            )
-
     # ---- (de)serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -137,6 +137,9 @@ def onednn_fp32_error(n: int = 256) -> float:
     return max(float((x.double() - r).norm() / r.norm()) for x, r in zip(got, ref, strict=True))
 
 
+PRECISIONS = ("fp32-onednn", "fp32", "bf16", "auto")  # what resolve_precision understands
+
+
 def resolve_precision(precision: str) -> str:
     """The precision a run really uses.
 
@@ -146,6 +149,8 @@ def resolve_precision(precision: str) -> str:
     warning. bf16 autocast covers the frozen backbone; trainable tensors, optimizer state,
     pooling and the loss stay fp32 (see benchmarks/results/precision_guard.md).
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     if precision == "fp32-onednn":
         error = onednn_fp32_error()
         if error <= ONEDNN_MAX_ERROR:
