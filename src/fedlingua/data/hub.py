@@ -2,25 +2,22 @@
 
 Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set, or the hub endpoint unreachable) this
 fails within about a second with DataUnavailableError, instead of `datasets` retrying for
-tens of seconds: the hub is probed first, and when it is unreachable only the local cache
-is tried.
+tens of seconds: the hub is probed first (`runtime.hub_unreachable`, the same probe as for
+models), and when it is unreachable only the local cache is tried.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
+
+from fedlingua.runtime import hub_offline_reason, hub_unreachable
 
 from .folder import global_labels, select_languages
 from .readers import RowPolicy, TableSpec, check_row
 from .schema import SPLITS, DataError, DataUnavailableError, MultilingualDataset, RawRow, assemble
 
-_TRUE = {"1", "ON", "YES", "TRUE"}
 _SPLIT_NAMES = {"train": ("train",), "dev": ("validation", "dev", "valid"), "test": ("test",)}
 
 
@@ -70,35 +67,6 @@ HUB_PRESETS: dict[str, HubSpec] = {
         train_languages=("en",),
     ),
 }
-
-
-def offline_reason() -> str | None:
-    """Why the hub must not be contacted, or None."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().upper() in _TRUE:
-            return f"{var}={os.environ[var]} is set"
-    return None
-
-
-def hub_unreachable(timeout: float = 3.0) -> str | None:
-    """Connect to the hub endpoint (or the HTTPS proxy) within `timeout`; None if it works."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlparse(proxy or endpoint)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    result: list[str | None] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result.append(None)
-        except OSError as exc:
-            result.append(f"cannot connect to {host}:{port} ({exc})")
-
-    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo ignores timeouts
-    thread.start()
-    thread.join(timeout + 0.5)
-    return result[0] if result else f"no answer from {host}:{port} within {timeout:.0f} s"
 
 
 @contextlib.contextmanager
@@ -223,7 +191,7 @@ def load_hub(
         import datasets  # noqa: F401
     except ImportError as exc:
         raise DataUnavailableError("hub loading needs the `datasets` package") from exc
-    reason = offline_reason() or hub_unreachable()
+    reason = hub_offline_reason("HF_DATASETS_OFFLINE") or hub_unreachable()
     if lang_col:
         jobs = [(None, None)]
     elif spec.config:
