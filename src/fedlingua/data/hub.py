@@ -4,7 +4,8 @@ Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set, or the hub endpoint unreachab
 fails within about a second with DataUnavailableError, instead of `datasets` retrying for
 tens of seconds: the hub is probed first (`runtime.hub_unreachable`, the same probe as for
 models), and when it is unreachable only the local cache is tried. Where each preset lives
-on the hub is part of its entry in `presets.PRESETS`.
+on the hub is part of its entry in `presets.PRESETS`. `datasets` is the `hub` extra
+(pip install 'fedlingua[hub]'), imported only here.
 """
 
 from __future__ import annotations
@@ -141,9 +142,11 @@ def load_hub(
     policy = RowPolicy(on_bad_rows)
     spec, lang_col = _spec_for(ref, columns)
     try:
-        import datasets  # noqa: F401
+        import datasets  # noqa: F401  (an extra: offline sources work without it)
     except ImportError as exc:
-        raise DataUnavailableError("hub loading needs the `datasets` package") from exc
+        raise DataUnavailableError(
+            "hub loading needs the `datasets` package: pip install 'fedlingua[hub]'"
+        ) from exc
     reason = hub_offline_reason("HF_DATASETS_OFFLINE") or hub_unreachable()
     if lang_col:
         jobs = [(None, None)]
