@@ -66,7 +66,9 @@ def derive_seed(*parts: object) -> int:
     """A 32-bit seed from a run seed and labels (round, client...): the same in every process.
 
     Everything random in a round derives from (run seed, round, client), so a
-    resumed run draws exactly what an uninterrupted run would have drawn.
+    resumed run draws exactly what an uninterrupted run would have drawn. The data layer
+    seeds its `random.Random`s from strings instead (`data.sampling.rng_for`); the two
+    schemes stay separate because merging them would change every split and partition.
     """
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little")
