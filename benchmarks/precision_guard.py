@@ -15,17 +15,16 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+from harness import RESULTS, prepare_run
 
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root
 from fedlingua.models import load_backbone
-from fedlingua.paradigms import prepare, run
+from fedlingua.paradigms import run
 from fedlingua.runtime import environment, onednn_fp32_error
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LANGS = [
     "eng_Latn",
     "fra_Latn",
@@ -59,7 +58,7 @@ def main() -> None:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = RunConfig.load(None, [*OVERRIDES, f"output_dir={json.dumps(tmp)}"])
-        prep = prepare(base, backbone=backbone, virtual_tokens=base.method.num_virtual_tokens)
+        prep = prepare_run(base, backbone)  # data shared by the three runs
         for precision in PRECISIONS:
             cfg = RunConfig.load(
                 None,
