@@ -3,7 +3,7 @@
 1. Client-update throughput (training samples/s) per method, one client, same data: the
    engine's own client update (`fedlingua.training.local_update`) is timed, call by call.
 2. Peak memory of the in-process simulation with 4, 16 and 64 clients (one round each, in
-   fresh subprocesses running `fedlingua.paradigms.run`): it should stay close to flat,
+   fresh subprocesses running `fedlingua.engine.run`): it should stay close to flat,
    since clients share one backbone.
 3. The fraction of those rounds (`Federation.step` through the in-process grid, as the
    engine runs them) spent outside client compute.
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import RESULTS, client_updates, prepare_run, update_rates, write_results
+from harness import RESULTS, client_updates, update_rates, write_results
 
 BATCH = 32
 
@@ -48,8 +48,8 @@ def _config(tmp: str, **overrides):
 def throughput(methods: list[str], steps: int, updates: int) -> dict:
     """Client updates of `steps` steps through the engine's own `local_update`, per method
     (same French client, same data): medians over `updates` updates."""
+    from fedlingua.experiment import build
     from fedlingua.models import load_backbone
-    from fedlingua.training import build_workbench
 
     backbone = load_backbone("e5-small")
     out = {}
@@ -64,9 +64,9 @@ def throughput(methods: list[str], steps: int, updates: int) -> dict:
                     "data.max_train_per_client": steps * BATCH,
                 },
             )
-            prep = prepare_run(cfg, backbone)
-            bench = build_workbench(backbone, len(prep.dataset.labels), cfg)
-            data = prep.train[prep.clients[0].client_id]
+            exp = build(cfg, backbone=backbone)
+            bench = exp.bench
+            data = exp.train[exp.clients[0].client_id]
             _, results = client_updates(bench, cfg, data, seeds=range(1, updates + 1))
             out[method] = {
                 "trainable_params": bench.params.trainable,
@@ -81,7 +81,7 @@ def throughput(methods: list[str], steps: int, updates: int) -> dict:
 def _child(clients: int, max_train: int) -> None:
     """One in-process federated round; prints peak RSS and timing as JSON."""
     from fedlingua.data import DEFAULT_CLDR_LOCALES
-    from fedlingua.paradigms import run
+    from fedlingua.engine import run
 
     langs = list(DEFAULT_CLDR_LOCALES)[: min(clients, 8)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,7 +170,7 @@ def report(command: str, threads: int, thr: dict, mem: list[dict]) -> list[str]:
         "## In-process simulation: peak memory and round overhead (prompt-encoder, 1 round)",
         "",
         "Clients = up to 8 CLDR languages x k clients per language, 16 training examples each; "
-        "each row is a fresh process running `fedlingua.paradigms.run` (round time = "
+        "each row is a fresh process running `fedlingua.engine.run` (round time = "
         "`Federation.step` through the in-process grid).",
         "",
         "| clients | peak RSS (MB) | round train time (s) | client compute (s) | outside compute |",

@@ -17,21 +17,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # fedlingua is imported where used: writing results needs no torch
     from fedlingua.config import RunConfig
     from fedlingua.data import EncodedSplit
-    from fedlingua.models import Backbone
-    from fedlingua.paradigms import Prepared
     from fedlingua.training import UpdateResult, Workbench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP_STEPS = 2  # the first steps of a process warm up allocators and kernels
-
-
-def prepare_run(cfg: RunConfig, backbone: Backbone | None = None) -> Prepared:
-    """Data and model of a run, prepared exactly as the engine prepares them (the method's own
-    virtual-token count sets the text budget)."""
-    from fedlingua.methods import make_method
-    from fedlingua.paradigms import prepare
-
-    return prepare(cfg, backbone=backbone, virtual_tokens=make_method(cfg.method).virtual_tokens)
 
 
 def client_updates(
