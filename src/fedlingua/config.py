@@ -366,8 +366,14 @@ class RunConfig:
                 raise ConfigError(f"config file {path} does not exist")
             try:
                 raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                ) from None
+            except ValueError as exc:  # TOMLDecodeError, or an integer past 4300 digits
                 raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+            except OSError as exc:  # a folder, no permission...
+                raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from exc
         for item in overrides or []:
             apply_override(raw, item)
         return cls.from_dict(raw).validate()
@@ -387,7 +393,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key = key.strip().replace("-", "_")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer past 4300 digits
         value = text.strip()
     node = raw
     parts = key.split(".")
@@ -403,7 +409,7 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a table")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(str(key) for key in set(raw) - set(fields))
     if unknown:
         raise ConfigError(
             f"unknown config key(s) {[prefix + u for u in unknown]}; "
@@ -446,6 +452,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} must be a number, got {value!r}")
+        if isinstance(value, int) and abs(value) > 2**1023:  # float() would overflow
+            raise ConfigError(f"{key} must be a number in a float's range (below 1e308)")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
