@@ -223,8 +223,14 @@ class RunConfig:
                 raise ConfigError(f"config file {path} does not exist")
             try:
                 raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                ) from None
+            except ValueError as exc:  # TOMLDecodeError, or an integer past 4300 digits
                 raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+            except OSError as exc:  # a folder, no permission...
+                raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from exc
         for item in overrides or []:
             apply_override(raw, item)
         return cls.from_dict(raw).validate()
@@ -351,7 +357,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key = key.strip().replace("-", "_")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer past 4300 digits
         value = text.strip()
     node = raw
     parts = key.split(".")
