@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,29 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "results"
+from harness import write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the Flower processes
+from flower_processes import REPO, free_port_range, tagged_flower_env  # noqa: E402
+
 SCRIPT = REPO / "scripts" / "federation.sh"
 LANGUAGES = ["fr", "sw", "lg"]
-
-
-def _free_base(count: int) -> int:
-    import random
-
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        ok = True
-        for port in range(base, base + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
 
 
 def _config(path: Path, out: Path, model: str, rounds: int, name: str) -> None:
@@ -83,9 +66,14 @@ def _config(path: Path, out: Path, model: str, rounds: int, name: str) -> None:
     path.write_text(cfg.to_toml())
 
 
-def _sh(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def _sh(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+        ["bash", str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"federation.sh {args[0]} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -97,17 +85,21 @@ def deployment(model: str, isolation: str, rounds: int, tmp: Path) -> dict:
     config = tmp / f"{model}-{isolation}.toml"
     name = f"{model}-{isolation}"
     _config(config, tmp / "runs", model, rounds, name)
-    base = _free_base(len(LANGUAGES) + 1)
-    start = time.perf_counter()
-    try:
-        _sh("up", "--nodes", str(len(LANGUAGES)), "--config", str(config), "--port", str(base),
-            "--isolation", isolation, "--dir", str(fed))  # fmt: skip
-        up_s = time.perf_counter() - start
-        t0 = time.perf_counter()
-        _sh("run", "--dir", str(fed))
-        run_s = time.perf_counter() - t0
-    finally:
-        subprocess.run(["bash", str(SCRIPT), "down", "--dir", str(fed)], capture_output=True)
+    base = free_port_range(len(LANGUAGES) + 1)
+    # every process of the federation is tagged; what `down` leaves is stopped on exit
+    up = ["--nodes", str(len(LANGUAGES)), "--config", str(config), "--port", str(base)]
+    with tagged_flower_env(tmp / name) as env:
+        start = time.perf_counter()
+        try:
+            _sh("up", *up, "--isolation", isolation, "--dir", str(fed), env=env)
+            up_s = time.perf_counter() - start
+            t0 = time.perf_counter()
+            _sh("run", "--dir", str(fed), env=env)
+            run_s = time.perf_counter() - t0
+        finally:
+            subprocess.run(
+                ["bash", str(SCRIPT), "down", "--dir", str(fed)], env=env, capture_output=True
+            )
     metrics = (tmp / "runs" / name / "metrics.jsonl").read_text()
     records = [json.loads(line) for line in metrics.splitlines()]
     per_round = []
@@ -184,14 +176,11 @@ def main() -> None:
                     flush=True,
                 )
     wall = time.perf_counter() - start
-    RESULTS.mkdir(exist_ok=True)
     payload = {"deployments": rows, "fresh_process": pieces, "wall_s": wall}
-    (RESULTS / "deployment_overhead.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (RESULTS / "deployment_overhead.md").write_text(report(rows, pieces, args.rounds, wall))
-    print(f"wrote {RESULTS / 'deployment_overhead.md'} ({wall:.0f} s)")
+    write_results("deployment_overhead", payload, report(rows, pieces, args.rounds, wall))
 
 
-def report(rows: list[dict], pieces: dict, rounds: int, wall: float) -> str:
+def report(rows: list[dict], pieces: dict, rounds: int, wall: float) -> list[str]:
     import torch
 
     lines = [
@@ -239,7 +228,7 @@ def report(rows: list[dict], pieces: dict, rounds: int, wall: float) -> str:
         "(`Federation.poll_s`; Flower's own `send_and_receive` waits 3 s between polls), and",
         "each message and reply crosses two TLS hops.",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 if __name__ == "__main__":

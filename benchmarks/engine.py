@@ -1,12 +1,15 @@
 """Training-engine figures on the offline default model (e5-small) and the built-in CLDR data.
 
-1. Client-update throughput (training samples/s) per method, one client, same data.
+1. Client-update throughput (training samples/s) per method, one client, same data: the
+   engine's own client update (`fedlingua.training.local_update`) is timed, call by call.
 2. Peak memory of the in-process simulation with 4, 16 and 64 clients (one round each, in
-   fresh subprocesses): it should stay close to flat, since clients share one backbone.
-3. The fraction of a round spent outside client compute.
+   fresh subprocesses running `fedlingua.engine.run`): it should stay close to flat,
+   since clients share one backbone.
+3. The fraction of those rounds (`Federation.step` through the in-process grid, as the
+   engine runs them) spent outside client compute.
 
-Usage:  .venv/bin/python benchmarks/engine.py [--quick]
-Writes benchmarks/results/engine.md and engine.json.
+Usage:  .venv/bin/python benchmarks/engine.py [--quick] [--results-dir DIR]
+Writes benchmarks/results/engine.md and engine.json (or into DIR).
 """
 
 from __future__ import annotations
@@ -15,15 +18,14 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+from harness import RESULTS, client_updates, update_rates, write_results
+
+BATCH = 32
 
 
 def _config(tmp: str, **overrides):
@@ -35,7 +37,7 @@ def _config(tmp: str, **overrides):
         "progress=false",
         "data.source=cldr",
         "data.max_length=32",
-        "train.batch_size=32",
+        f"train.batch_size={BATCH}",
         "federation.rounds=1",
     ]
     for item in base + [f"{k}={v}" for k, v in overrides.items()]:
@@ -43,59 +45,43 @@ def _config(tmp: str, **overrides):
     return RunConfig.from_dict(raw).validate()
 
 
-def throughput(methods: list[str], steps: int) -> dict:
-    """Median samples/s of client-update steps per method (same client, same batches)."""
-    import torch
-
-    from fedlingua.data import iterate_batches
-    from fedlingua.methods import make_method
+def throughput(methods: list[str], steps: int, updates: int) -> dict:
+    """Client updates of `steps` steps through the engine's own `local_update`, per method
+    (same French client, same data): medians over `updates` updates."""
+    from fedlingua.experiment import build
     from fedlingua.models import load_backbone
-    from fedlingua.paradigms import prepare
-    from fedlingua.training import build_workbench
 
     backbone = load_backbone("e5-small")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
-            cfg = _config(tmp, **{"method.name": json.dumps(method), "data.languages": '["fr"]'})
-            virtual = make_method(cfg.method).virtual_tokens
-            prep = prepare(cfg, backbone=backbone, virtual_tokens=virtual)
-            bench = build_workbench(backbone, len(prep.dataset.labels), cfg)
-            data = prep.train[prep.clients[0].client_id]
-            params = [p for p in bench.model.parameters() if p.requires_grad]
-            opt = torch.optim.AdamW(params, lr=1e-4)
-            times, tokens = [], []
-            batches = iterate_batches(data, batch_size=32, pad_id=bench.pad_id, shuffle=True)
-            bench.model.train()
-            for i, batch in zip(range(steps + 2), batches, strict=False):
-                t0 = time.perf_counter()
-                out_ = bench.model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                )
-                loss = torch.nn.functional.cross_entropy(out_.logits.float(), batch["labels"])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if i >= 2:  # the first steps warm up allocators and kernels
-                    times.append(time.perf_counter() - t0)
-                    tokens.append(int(batch["input_ids"].shape[0]))
-            per_step = statistics.median(times)
+            # a client of steps x batch examples: one update (one epoch) is `steps` steps
+            cfg = _config(
+                tmp,
+                **{
+                    "method.name": json.dumps(method),
+                    "data.languages": '["fr"]',
+                    "data.max_train_per_client": steps * BATCH,
+                },
+            )
+            exp = build(cfg, backbone=backbone)
+            bench = exp.bench
+            data = exp.train[exp.clients[0].client_id]
+            _, results = client_updates(bench, cfg, data, seeds=range(1, updates + 1))
             out[method] = {
                 "trainable_params": bench.params.trainable,
-                "median_step_s": per_step,
-                "samples_per_s": statistics.median(
-                    n / t for n, t in zip(tokens, times, strict=True)
-                ),
-                "steps_measured": len(times),
+                "precision": bench.precision,
+                "client_examples": len(data),
+                **update_rates(results),
             }
-            del bench, opt
+            del bench
     return out
 
 
 def _child(clients: int, max_train: int) -> None:
     """One in-process federated round; prints peak RSS and timing as JSON."""
     from fedlingua.data import DEFAULT_CLDR_LOCALES
-    from fedlingua.paradigms import run
+    from fedlingua.engine import run
 
     langs = list(DEFAULT_CLDR_LOCALES)[: min(clients, 8)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,31 +122,40 @@ def memory(counts: list[int], max_train: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS, help="where to write")
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(*args.child)
         return
-    from fedlingua.config import RunConfig
-    from fedlingua.runtime import configure_threads, environment, resolve_precision
+    from fedlingua.runtime import configure_threads, environment
 
     threads = configure_threads(None)
-    steps = 4 if args.quick else 12
-    thr = throughput(["prompt-encoder", "soft-prompt", "lora", "full"], steps)
+    steps, updates = (2, 2) if args.quick else (4, 3)
+    thr = throughput(["prompt-encoder", "soft-prompt", "lora", "full"], steps, updates)
     mem = memory([4, 16, 64] if not args.quick else [4, 16], max_train=16)
     command = "python benchmarks/engine.py" + (" --quick" if args.quick else "")
     result = {"command": command, "threads": threads, "environment": environment()}
     result |= {"throughput": thr, "memory": mem}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "engine.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results("engine", result, report(command, threads, thr, mem), args.results_dir)
+
+
+def report(command: str, threads: int, thr: dict, mem: list[dict]) -> list[str]:
+    first = next(iter(thr.values()))
     lines = [
         "# Training engine: throughput, memory, round overhead",
         "",
         f"Command: `{command}` (torch threads {threads}; e5-small, precision "
-        f"{resolve_precision(RunConfig().model.precision)} (the default); CLDR data, batch 32, "
+        f"{first['precision']} (the default); CLDR data, batch {BATCH}, "
         "max 32 text tokens + virtual tokens).",
         "",
-        "## Client-update throughput (median over steps, French CLDR client)",
+        "## Client-update throughput (French CLDR client)",
+        "",
+        f"Each figure times `fedlingua.training.local_update`, the engine's client update: "
+        f"one call = one epoch of {first['steps_measured'] // first['updates_measured']} steps "
+        f"over a {first['client_examples']}-example client (optimizer set-up, state "
+        "swaps and gradient clipping included); step time = update time / steps, medians "
+        f"over {first['updates_measured']} updates after a warm-up update.",
         "",
         "| method | trainable params | median step (s) | samples/s |",
         "|---|---:|---:|---:|",
@@ -175,7 +170,8 @@ def main() -> None:
         "## In-process simulation: peak memory and round overhead (prompt-encoder, 1 round)",
         "",
         "Clients = up to 8 CLDR languages x k clients per language, 16 training examples each; "
-        "each row is a fresh process.",
+        "each row is a fresh process running `fedlingua.engine.run` (round time = "
+        "`Federation.step` through the in-process grid).",
         "",
         "| clients | peak RSS (MB) | round train time (s) | client compute (s) | outside compute |",
         "|---:|---:|---:|---:|---:|",
@@ -185,8 +181,7 @@ def main() -> None:
             f"| {r['clients']} | {r['peak_rss_mb']:.0f} | {r['train_s']:.1f} | "
             f"{r['client_compute_s']:.1f} | {100 * r['overhead_fraction']:.1f}% |"
         )
-    (RESULTS / "engine.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

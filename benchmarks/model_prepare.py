@@ -25,14 +25,18 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = ".venv/bin/python benchmarks/model_prepare.py"
 
-# Run in a child process; prints one JSON line. VmHWM is the peak resident set so far.
-PREPARE_CHILD = """
+# Each child runs in its own process and prints one JSON line. It starts with this header:
+# hwm() is VmHWM, the peak resident set so far; t is the time before fedlingua's imports.
+CHILD_HEADER = """
 import json, time
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 t = time.perf_counter()
+"""
+
+PREPARE_CHILD = """
 from fedlingua.models import prepare_default_model
 imported = time.perf_counter()
 path = prepare_default_model()
@@ -42,12 +46,6 @@ print(json.dumps({"import_s": imported - t, "convert_s": done - imported,
 """
 
 LOAD_CHILD = """
-import json, time
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-t = time.perf_counter()
 from fedlingua.models import describe_backbone, load_backbone
 imported = time.perf_counter()
 rss_before = hwm()
@@ -68,7 +66,11 @@ print(json.dumps({"import_s": imported - t, "load_s": loaded - imported, "load_a
 def run_child(code: str, cache: Path) -> dict:
     env = {**os.environ, "FEDLINGUA_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", CHILD_HEADER + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)

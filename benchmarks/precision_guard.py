@@ -15,17 +15,17 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+from harness import RESULTS
 
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root
+from fedlingua.engine import run
+from fedlingua.experiment import build
 from fedlingua.models import load_backbone
-from fedlingua.paradigms import prepare, run
 from fedlingua.runtime import environment, onednn_fp32_error
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LANGS = [
     "eng_Latn",
     "fra_Latn",
@@ -59,7 +59,7 @@ def main() -> None:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = RunConfig.load(None, [*OVERRIDES, f"output_dir={json.dumps(tmp)}"])
-        prep = prepare(base, backbone=backbone, virtual_tokens=base.method.num_virtual_tokens)
+        shared = build(base, backbone=backbone)  # data shared by the three runs
         for precision in PRECISIONS:
             cfg = RunConfig.load(
                 None,
@@ -71,7 +71,7 @@ def main() -> None:
                 ],
             )
             t0 = time.perf_counter()
-            res = run(cfg, prepared=prep, log=lambda s: None)
+            res = run(cfg, experiment=build(cfg, reuse=shared), log=lambda s: None)
             out[precision] = {
                 "languages": {k: v["accuracy"] for k, v in res["languages"].items()},
                 "average": res["averages"]["average"],

@@ -23,42 +23,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "results"
-BIN = Path(sys.executable).parent
-MARKER = "FEDLINGUA_BENCH_PROCESS_TAG"
+from harness import write_results
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the Flower processes
+from flower_processes import (  # noqa: E402
+    BIN,
+    MARKER,
+    REPO,
+    flwr_run_command,
+    local_flower_env,
+    tagged_pids,
+)
+
 LANGUAGES = ["fr", "sw", "ha", "am", "yo", "lg", "sn", "rn"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tagged(tag: str) -> list[int]:
-    needle = f"{MARKER}={tag}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 def _memory_mb(pids: list[int]) -> tuple[float, float]:
@@ -76,28 +61,16 @@ def _memory_mb(pids: list[int]) -> tuple[float, float]:
     return pss / 1024, rss / 1024
 
 
-def _stop(tag: str) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _tagged(tag):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 10
-        while _tagged(tag) and time.monotonic() < deadline:
-            time.sleep(0.2)
-
-
 def measured(cmd: list[str], env: dict, timeout: float) -> dict:
-    """Run `cmd` in a fresh process tree; wall time, peak PSS/RSS and process count."""
-    tag = uuid.uuid4().hex
-    env = env | {MARKER: tag}
+    """Run `cmd` in a fresh process tree; wall time, peak PSS/RSS and process count of the
+    processes carrying env's marker (use inside `local_flower_env`, which stops them)."""
+    tag = env[MARKER]
     peak = {"pss_mb": 0.0, "rss_mb": 0.0, "processes": 0}
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            pids = _tagged(tag)
+            pids = tagged_pids(tag)
             pss, rss = _memory_mb(pids)
             if pss > peak["pss_mb"]:
                 peak.update(pss_mb=pss, rss_mb=rss)
@@ -121,7 +94,6 @@ def measured(cmd: list[str], env: dict, timeout: float) -> dict:
         wall = time.perf_counter() - t0
         done.set()
         sampler.join()
-        _stop(tag)  # the local SuperLink and Ray outlive `flwr run`
     if proc.returncode != 0:
         raise RuntimeError(
             f"{' '.join(cmd[:3])} failed:\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
@@ -134,22 +106,10 @@ def _rounds(run_dir: Path) -> list[float]:
     return [json.loads(x)["time"]["train_s"] for x in lines]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--actors", default="1,2,8", help="Ray actor counts (comma-separated)")
-    ap.add_argument(
-        "--threads", default="1,2", help="torch threads of the in-process runs (comma-separated)"
-    )
-    ap.add_argument("--examples", type=int, default=32, help="training examples per client")
-    args = ap.parse_args()
-    args.load_at_start = os.getloadavg()[0]
+def _run_config(args, tmp: Path):
     from fedlingua.config import RunConfig
-    from fedlingua.runtime import environment
 
-    cores = os.cpu_count() or 1
-    tmp = Path(tempfile.mkdtemp(prefix="fedlingua-simbench-"))
-    cfg = RunConfig.load(
+    return RunConfig.load(
         None,
         [
             f"output_dir={json.dumps(str(tmp / 'runs'))}",
@@ -165,71 +125,58 @@ def main() -> None:
             "progress=false",
         ],
     )
-    base = os.environ | {
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "HF_HUB_OFFLINE": "1",
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+
+
+def _row(cfg, tmp: Path, threads: int, actors: int) -> dict:
+    """One timed run of `cfg`: in-process with `threads` torch threads (actors=0), else under
+    `flwr run` on Ray with `actors` single-threaded actors."""
+    cfg.name = f"in-process-{threads}" if actors == 0 else f"ray-{actors}"
+    path = tmp / f"{cfg.name}.toml"
+    path.write_text(cfg.to_toml())
+    with local_flower_env(tmp / cfg.name) as env:
+        if actors == 0:
+            print(f"in-process, {threads} threads ...", flush=True)
+            env |= {"FEDLINGUA_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+            cmd = [str(BIN / "fedlingua"), "run", "--config", str(path)]
+        else:
+            print(f"flwr run, Ray, {actors} actors ...", flush=True)
+            cmd = flwr_run_command(path, len(LANGUAGES), f"init-args-num-cpus={actors}")
+        m = measured(cmd, env, 1800)
+    return {**m, "round_s": _rounds(tmp / "runs" / cfg.name)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--actors", default="1,2,8", help="Ray actor counts (comma-separated)")
+    ap.add_argument(
+        "--threads", default="1,2", help="torch threads of the in-process runs (comma-separated)"
+    )
+    ap.add_argument("--examples", type=int, default=32, help="training examples per client")
+    args = ap.parse_args()
+    args.load_at_start = os.getloadavg()[0]
+    from fedlingua.runtime import environment
+
+    cores = os.cpu_count() or 1
+    tmp = Path(tempfile.mkdtemp(prefix="fedlingua-simbench-"))
+    cfg = _run_config(args, tmp)
     rows = []
     for threads in [int(t) for t in args.threads.split(",") if t]:
-        cfg.name = f"in-process-{threads}"
-        path = tmp / f"{cfg.name}.toml"
-        path.write_text(cfg.to_toml())
-        print(f"in-process, {threads} threads ...", flush=True)
-        env = base | {"FEDLINGUA_THREADS": str(threads)}
-        m = measured([str(BIN / "fedlingua"), "run", "--config", str(path)], env, 1800)
         rows.append(
             {
                 "backend": f"in-process (1 process, {threads} torch thread(s))",
                 "cores_used": threads,
                 "actors": 0,
-                **m,
-                "round_s": _rounds(tmp / "runs" / cfg.name),
+                **_row(cfg, tmp, threads, 0),
             }
         )
     for actors in [int(a) for a in args.actors.split(",") if a]:
-        cfg.name = f"ray-{actors}"
-        path = tmp / f"{cfg.name}.toml"
-        path.write_text(cfg.to_toml())
-        home = tmp / f"flwr-home-{actors}"
-        home.mkdir()
-        (home / "config.toml").write_text(
-            '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
-        )
-        env = base | {
-            "FLWR_HOME": str(home),
-            "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(_free_port()),
-            "FLWR_LOCAL_CONTROL_API_PORT": str(_free_port()),
-            "FEDLINGUA_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-        }
-        print(f"flwr run, Ray, {actors} actors ...", flush=True)
-        m = measured(
-            [
-                str(BIN / "flwr"),
-                "run",
-                str(REPO),
-                "--stream",
-                "--run-config",
-                f"fedlingua-config='{path}'",
-                "--federation-config",
-                f"num-supernodes={len(LANGUAGES)} client-resources-num-cpus=1 "
-                f"init-args-num-cpus={actors}",
-            ],
-            env,
-            1800,
-        )
         rows.append(
             {
                 "backend": f"Flower simulation runtime (Ray), {actors} actor(s) x 1 thread",
                 "cores_used": min(actors, cores),
                 "actors": actors,
-                **m,
-                "round_s": _rounds(tmp / "runs" / cfg.name),
+                **_row(cfg, tmp, 1, actors),
             }
         )
     for r in rows:
@@ -278,13 +225,10 @@ def report(args, rows: list[dict], env: dict, cores: int, precision: str) -> Non
             f"{rnd / statistics.median(base['round_s']):.2f}x | "
             f"{r['pss_mb'] / base['pss_mb']:.2f}x |"
         )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "simulation_backends.md").write_text("\n".join(lines) + "\n")
     slim = [{k: v for k, v in r.items() if k != "log"} for r in rows]
-    (RESULTS / "simulation_backends.json").write_text(
-        json.dumps({"command": command, "rows": slim, "environment": env}, indent=2) + "\n"
+    write_results(
+        "simulation_backends", {"command": command, "rows": slim, "environment": env}, lines
     )
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 In one process:
 1. the matrix-product peak of this machine for each precision (square matmuls: fp32, fp32
    through oneDNN, bf16; median of repeats);
-2. the achieved GFLOP/s of client-update steps (forward + backward + AdamW) for each method
-   on e5-small, counting the FLOPs of the encoder's matrix products (forward, plus the
+2. the achieved GFLOP/s of client updates for each method on e5-small, timing the engine's
+   own client update (`fedlingua.training.local_update`, one call = one epoch of --steps
+   steps), counting the FLOPs of the encoder's matrix products (forward, plus the
    input-gradient backward for frozen weights, plus the weight-gradient backward for
    trained weights), and their ratio to the peak of the dtype in use;
 3. the speed-up of the defaults (length-bucketed dynamic padding, the chosen precision)
@@ -15,20 +16,20 @@ The in-process vs Flower/Ray simulation comparison is benchmarks/simulation_back
 
 Data: SIB-200 sentences (fra_Latn train) when ../shared/data is present, else CLDR names.
 
-Usage:  .venv/bin/python benchmarks/throughput.py [--steps N]
-Writes benchmarks/results/throughput.md and throughput.json.
+Usage:  .venv/bin/python benchmarks/throughput.py [--steps N] [--updates U] [--results-dir DIR]
+Writes benchmarks/results/throughput.md and throughput.json (or into DIR).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from harness import RESULTS, WARMUP_STEPS, client_updates, update_rates, write_results
 
 from fedlingua.config import RunConfig
 from fedlingua.data import EncodedSplit, default_data_root, encode, iterate_batches, load_dataset
@@ -36,7 +37,6 @@ from fedlingua.models import load_backbone
 from fedlingua.runtime import configure_threads, environment, onednn_fp32_matmuls
 from fedlingua.training import build_workbench
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PRECISIONS = ("fp32", "fp32-onednn", "bf16")
 
 
@@ -73,31 +73,82 @@ def encoder_flops(
     return forward + backward
 
 
-def _steps(bench, data: EncodedSplit, *, steps: int, batch_size: int, pad_to: int | None):
-    params = [p for p in bench.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5)
-    bench.model.train()
-    times, shapes = [], []
-    batches = list(iterate_batches(data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=True))
-    for i in range(steps + 2):
-        batch = batches[i % len(batches)]
-        ids, mask = batch["input_ids"], batch["attention_mask"]
-        if pad_to is not None and ids.shape[1] < pad_to:
-            extra = pad_to - ids.shape[1]
-            ids = torch.nn.functional.pad(ids, (0, extra), value=bench.pad_id)
-            mask = torch.nn.functional.pad(mask, (0, extra), value=0)
-        t0 = time.perf_counter()
-        with bench.matmuls():
-            with bench.autocast():
-                out = bench.model(input_ids=ids, attention_mask=mask)
-            loss = torch.nn.functional.cross_entropy(out.logits.float(), batch["labels"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
-            shapes.append(ids)
-    return times, shapes
+def update_flops(
+    bench, config, data: EncodedSplit, batch_size: int, seed: int, trained_frac: float
+) -> float:
+    """FLOPs of the encoder's matrix products in the one-epoch client update with `seed`: its
+    batches are `iterate_batches(shuffle=True, seed=seed)`, `local_update`'s first epoch."""
+    virtual, method = bench.method.virtual_tokens, bench.method.name
+    batches = iterate_batches(
+        data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=True, seed=seed
+    )
+    return sum(
+        encoder_flops(config, b["input_ids"], virtual, method, trained_frac) for b in batches
+    )
+
+
+def padded(data: EncodedSplit, length: int, pad_id: int) -> EncodedSplit:
+    """Every row padded with pad tokens to `length`: batches of the pad-to-max-length shape
+    (the pads are attended, which costs the same products as masking them)."""
+    rows = [ids + [pad_id] * (length - len(ids)) for ids in data.input_ids]
+    return EncodedSplit(input_ids=rows, labels=data.labels, langs=data.langs)
+
+
+def _config(args, **overrides: str) -> RunConfig:
+    items = [f"train.batch_size={args.batch_size}"] + [f"{k}={v}" for k, v in overrides.items()]
+    return RunConfig.load(None, items)
+
+
+def method_rows(backbone, num_labels: int, data: EncodedSplit, peak: dict, args) -> dict:
+    """Step time, samples/s and achieved GFLOP/s of each method's client update per precision."""
+    total = sum(p.numel() for p in backbone.encoder.encoder.parameters())
+    seeds = range(1, args.updates + 1)
+    results = {}
+    for method in ("prompt-encoder", "soft-prompt", "lora", "full"):
+        for precision in PRECISIONS:
+            cfg = _config(args, **{"method.name": method, "model.precision": precision})
+            bench = build_workbench(backbone, num_labels, cfg)
+            trained = sum(
+                p.numel()
+                for n, p in bench.model.named_parameters()
+                if p.requires_grad and "lora" in n
+            )
+            _, updates = client_updates(bench, cfg, data, seeds)
+            flops = [
+                update_flops(
+                    bench, backbone.encoder.config, data, args.batch_size, s, trained / total
+                )
+                for s in seeds
+            ]
+            gflops = statistics.median(
+                f / r.compute_s / 1e9 for f, r in zip(flops, updates, strict=True)
+            )
+            results[f"{method}/{precision}"] = update_rates(updates) | {
+                "gflops": gflops,
+                "fraction_of_peak": gflops / peak[precision],
+            }
+            print(method, precision, results[f"{method}/{precision}"], flush=True)
+            del bench
+    return results
+
+
+def padding_rows(backbone, num_labels: int, data: EncodedSplit, args) -> dict:
+    """Samples/s of the prompt-encoder client update: defaults vs a plain fp32,
+    pad-to-max-length baseline on the same examples."""
+    speed = {}
+    for label, precision, pad in (
+        ("baseline fp32, pad to max", "fp32", True),
+        ("dynamic padding fp32", "fp32", False),
+        ("dynamic padding fp32-onednn (default)", "fp32-onednn", False),
+        ("dynamic padding bf16", "bf16", False),
+    ):
+        cfg = _config(args, **{"model.precision": precision})
+        bench = build_workbench(backbone, num_labels, cfg)
+        examples = padded(data, args.max_length, bench.pad_id) if pad else data
+        _, updates = client_updates(bench, cfg, examples, range(1, args.updates + 1))
+        speed[label] = sum(r.num_examples for r in updates) / sum(r.compute_s for r in updates)
+        del bench
+    return speed
 
 
 def compile_rows(backbone, num_labels: int, data: EncodedSplit, args) -> dict:
@@ -106,23 +157,20 @@ def compile_rows(backbone, num_labels: int, data: EncodedSplit, args) -> dict:
     import tempfile
 
     out = {}
+    seeds = range(1, args.updates + 1)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         for precision in ("fp32", "fp32-onednn"):
-            cfg = RunConfig.load(None, [f"model.precision={precision}"])
+            cfg = _config(args, **{"model.precision": precision})
             bench = build_workbench(backbone, num_labels, cfg)
-            eager, _ = _steps(
-                bench, data, steps=args.steps, batch_size=args.batch_size, pad_to=None
-            )
+            _, eager = client_updates(bench, cfg, data, seeds)
             torch._dynamo.reset()
             bench.model.get_base_model().encoder.compile(dynamic=True)
-            t0 = time.perf_counter()
-            _steps(bench, data, steps=0, batch_size=args.batch_size, pad_to=None)
-            compile_s = time.perf_counter() - t0
-            comp, _ = _steps(bench, data, steps=args.steps, batch_size=args.batch_size, pad_to=None)
+            # the warm-up update's first steps compile
+            compile_s, compiled = client_updates(bench, cfg, data, seeds)
             out[precision] = {
-                "eager_step_s": statistics.median(eager),
-                "compiled_step_s": statistics.median(comp),
+                "eager_step_s": update_rates(eager)["median_step_s"],
+                "compiled_step_s": update_rates(compiled)["median_step_s"],
                 "compile_s": compile_s,
             }
             print("compile", precision, out[precision], flush=True)
@@ -132,7 +180,8 @@ def compile_rows(backbone, num_labels: int, data: EncodedSplit, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=8, help="optimizer steps per client update")
+    ap.add_argument("--updates", type=int, default=3, help="measured client updates per row")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument(
@@ -140,6 +189,7 @@ def main() -> None:
         action="store_true",
         help="also time torch.compile of the backbone encoder (minutes of compilation)",
     )
+    ap.add_argument("--results-dir", type=Path, default=RESULTS, help="where to write")
     args = ap.parse_args()
     threads = configure_threads(None)
     peak = {p: matmul_peak(p) for p in PRECISIONS}
@@ -148,59 +198,17 @@ def main() -> None:
         ds, lang, source = load_dataset("sib200", languages=["fra_Latn"]), "fra_Latn", "sib200"
     else:
         ds, lang, source = load_dataset("cldr", languages=["fr"]), "fr", "cldr"
-    rows = ds.split(lang, "train")[:256]
+    # one client update = one epoch over these rows = `steps` steps
+    rows = ds.split(lang, "train")[: args.steps * args.batch_size]
     data = encode(backbone.tokenizer, rows, max_length=args.max_length, text_prefix="query: ")
-    results = {}
-    for method in ("prompt-encoder", "soft-prompt", "lora", "full"):
-        for precision in PRECISIONS:
-            cfg = RunConfig.load(None, [f"method.name={method}", f"model.precision={precision}"])
-            bench = build_workbench(backbone, len(ds.labels), cfg)
-            virtual = bench.method.virtual_tokens
-            total = sum(p.numel() for p in backbone.encoder.encoder.parameters())
-            trained = sum(
-                p.numel()
-                for n, p in bench.model.named_parameters()
-                if p.requires_grad and "lora" in n
-            )
-            times, shapes = _steps(
-                bench, data, steps=args.steps, batch_size=args.batch_size, pad_to=None
-            )
-            flops = [
-                encoder_flops(backbone.encoder.config, s, virtual, method, trained / total)
-                for s in shapes
-            ]
-            gflops = statistics.median(f / t / 1e9 for f, t in zip(flops, times, strict=True))
-            results[f"{method}/{precision}"] = {
-                "median_step_s": statistics.median(times),
-                "samples_per_s": statistics.median(
-                    s.shape[0] / t for s, t in zip(shapes, times, strict=True)
-                ),
-                "gflops": gflops,
-                "fraction_of_peak": gflops / peak[precision],
-            }
-            print(method, precision, results[f"{method}/{precision}"], flush=True)
-            del bench
-    # defaults vs a plain fp32, pad-to-max-length baseline (prompt-encoder, same examples)
-    speed = {}
-    for label, precision, pad_to in (
-        ("baseline fp32, pad to max", "fp32", args.max_length),
-        ("dynamic padding fp32", "fp32", None),
-        ("dynamic padding fp32-onednn (default)", "fp32-onednn", None),
-        ("dynamic padding bf16", "bf16", None),
-    ):
-        cfg = RunConfig.load(None, [f"model.precision={precision}"])
-        bench = build_workbench(backbone, len(ds.labels), cfg)
-        times, shapes = _steps(
-            bench, data, steps=args.steps, batch_size=args.batch_size, pad_to=pad_to
-        )
-        speed[label] = sum(s.shape[0] for s in shapes) / sum(times)
-        del bench
-    base = speed["baseline fp32, pad to max"]
-    compiled = compile_rows(backbone, len(ds.labels), data, args) if args.compile else {}
+    labels = len(ds.labels)
+    results = method_rows(backbone, labels, data, peak, args)
+    speed = padding_rows(backbone, labels, data, args)
+    compiled = compile_rows(backbone, labels, data, args) if args.compile else {}
     command = "python benchmarks/throughput.py " + " ".join(
         f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}"
         for k, v in vars(args).items()
-        if v is not False
+        if v is not False and k != "results_dir"
     )
     out = {
         "command": command,
@@ -212,13 +220,20 @@ def main() -> None:
         "compile": compiled,
         "environment": environment(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_results("throughput", out, report(out, args), args.results_dir)
+
+
+def report(out: dict, args) -> list[str]:
+    peak, speed, compiled = out["peak_gflops"], out["samples_per_s"], out["compile"]
+    base = speed["baseline fp32, pad to max"]
     lines = [
         "# Client-update throughput against this CPU's matrix-product peak",
         "",
-        f"Command: `{command}`; torch threads {threads}; data {out['data']}; batch "
-        f"{args.batch_size}; e5-small; {args.steps} measured steps per row (medians).",
+        f"Command: `{out['command']}`; torch threads {out['threads']}; data {out['data']}; "
+        f"batch {args.batch_size}; e5-small. Each row times the engine's client update "
+        f"(`fedlingua.training.local_update`, one call = one epoch = {args.steps} steps, "
+        "optimizer set-up, state swaps and gradient clipping included); medians over "
+        f"{args.updates} updates after a warm-up update; step time = update time / steps.",
         "",
         "Matrix-product peak (2048x2048) of each precision: "
         + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peak.items())
@@ -228,14 +243,15 @@ def main() -> None:
         "| method / precision | median step (s) | samples/s | achieved GFLOP/s | of its peak |",
         "|---|---:|---:|---:|---:|",
     ]
-    for key, r in results.items():
+    for key, r in out["methods"].items():
         lines.append(
             f"| {key} | {r['median_step_s']:.3f} | {r['samples_per_s']:.1f} | {r['gflops']:.0f} | "
             f"{100 * r['fraction_of_peak']:.0f}% |"
         )
     lines += [
         "",
-        "Speed of the prompt-encoder client update on the same examples:",
+        "Speed of the prompt-encoder client update on the same examples (the baseline's rows "
+        "are padded to max length before the update):",
         "",
         "| setting | samples/s | speed-up |",
         "|---|---:|---:|",
@@ -246,8 +262,8 @@ def main() -> None:
         lines += [
             "",
             "torch.compile (inductor, `dynamic=True` because padding is dynamic) of the "
-            "backbone encoder, prompt-encoder client update; compile time is the first "
-            "two steps with an empty compilation cache:",
+            "backbone encoder, prompt-encoder client update; compile time is the "
+            f"{WARMUP_STEPS}-step warm-up update with an empty compilation cache:",
             "",
             "| precision | eager step (s) | compiled step (s) | speed-up | "
             "compile + first steps (s) |",
@@ -258,8 +274,7 @@ def main() -> None:
                 f"| {precision} | {r['eager_step_s']:.3f} | {r['compiled_step_s']:.3f} | "
                 f"{r['eager_step_s'] / r['compiled_step_s']:.2f}x | {r['compile_s']:.0f} |"
             )
-    (RESULTS / "throughput.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""What Flower tests share: private ports and FLWR_HOME, tagged processes, stops that leave nothing.
+"""Flower processes for tests and benchmarks: private ports and FLWR_HOME, tagged processes,
+stops that leave nothing.
 
-Every process a Flower test starts (SuperLink, SuperNodes, SuperExec, ServerApp,
-ClientApps, workers, Ray) inherits a marker in its environment; teardown stops
-exactly the processes that carry this test's marker, by pid, and checks that none
+Every process a Flower test or benchmark starts (SuperLink, SuperNodes, SuperExec,
+ServerApp, ClientApps, workers, Ray) inherits a marker in its environment; teardown stops
+exactly the processes that carry this run's marker, by pid, and checks that none
 survived. Used by tests/federation/test_flower_app.py and tests/privacy (`flwr run`
-simulations) and tests/deployment/ (SuperLink + SuperNodes on loopback).
+simulations), tests/deployment/ (SuperLink + SuperNodes on loopback), and
+benchmarks/simulation_backends.py and benchmarks/deployment_overhead.py, which put this
+folder on sys.path (the one copy of this code; pytest is installed with the `test` extra
+that `make setup` installs).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-MARKER = "FEDLINGUA_TEST_PROCESS_TAG"
+MARKER = "FEDLINGUA_PROCESS_TAG"
 
 needs_flwr_cli = pytest.mark.skipif(
     not (BIN / "flwr").exists() or not Path("/proc").is_dir(),
@@ -109,42 +113,54 @@ def flower_env(home: Path, tag: str) -> dict[str, str]:
 
 
 @contextmanager
-def local_flower_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for `flwr run` on the `:local:` connection: private FLWR_HOME and ports,
-    offline, every process tagged; stops them all afterwards and checks none survived."""
-    home = tmp_path / "flwr-home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
-    )
+def tagged_flower_env(root: Path) -> Iterator[dict[str, str]]:
+    """`flower_env` with a fresh tag and a private FLWR_HOME (root/flwr-home); afterwards
+    stops every process that carries the tag and checks none survived."""
+    home = root / "flwr-home"
+    home.mkdir(parents=True)
     tag = uuid.uuid4().hex
-    env = flower_env(home, tag) | {
-        "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
-        "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
-    }
     try:
-        yield env
+        yield flower_env(home, tag)
     finally:
         stop_tagged(tag)
         assert not tagged_pids(tag), "processes started by the Flower run survived teardown"
 
 
+@contextmanager
+def local_flower_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for `flwr run` on the `:local:` connection: private FLWR_HOME and ports,
+    offline, every process tagged; stops them all afterwards and checks none survived."""
+    with tagged_flower_env(tmp_path) as env:
+        (Path(env["FLWR_HOME"]) / "config.toml").write_text(
+            '[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = ":local:"\n'
+        )
+        yield env | {
+            "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
+            "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
+        }
+
+
+def flwr_run_command(config_path: Path, supernodes: int, federation_config: str = "") -> list[str]:
+    """`flwr run . --stream` of the repository's Flower App on the simulation runtime, with a
+    fedlingua config file, one CPU per ClientApp and any further federation settings."""
+    return [
+        str(BIN / "flwr"),
+        "run",
+        str(REPO),
+        "--stream",
+        "--run-config",
+        f"fedlingua-config='{config_path}'",
+        "--federation-config",
+        f"num-supernodes={supernodes} client-resources-num-cpus=1 {federation_config}".strip(),
+    ]
+
+
 def flwr_run_simulation(
     env: dict[str, str], config_path: Path, supernodes: int, timeout: float
 ) -> subprocess.CompletedProcess:
-    """`flwr run . --stream` of the repository's Flower App on the simulation runtime, with a
-    fedlingua config file and one CPU per ClientApp (use inside `local_flower_env`)."""
+    """Run `flwr_run_command` to its end (use inside `local_flower_env`)."""
     return subprocess.run(
-        [
-            str(BIN / "flwr"),
-            "run",
-            str(REPO),
-            "--stream",
-            "--run-config",
-            f"fedlingua-config='{config_path}'",
-            "--federation-config",
-            f"num-supernodes={supernodes} client-resources-num-cpus=1",
-        ],
+        flwr_run_command(config_path, supernodes),
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -156,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as exc:  # data/model errors carry their own clear messages
         from fedlingua.data import DataError, DataUnavailableError
+        from fedlingua.io import CorruptFileError
         from fedlingua.models import ModelUnavailableError
 
-        if isinstance(exc, DataError | DataUnavailableError | ModelUnavailableError):
+        clear = DataError | DataUnavailableError | ModelUnavailableError | CorruptFileError
+        if isinstance(exc, clear):
             print(f"fedlingua: error: {exc}", file=sys.stderr)
             return 2
         raise

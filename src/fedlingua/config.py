@@ -1,33 +1,72 @@
-"""One dataclass tree describes a run; it loads from TOML and takes dotted CLI overrides.
+"""The run schema: one dataclass tree describes a run; it loads from TOML and dotted overrides.
 
-`RunConfig.validate()` checks everything that can be checked before any work
-starts (unknown method or paradigm, rounds < 1, fraction outside (0, 1], a
-prompt that leaves no room for text, unknown language groups...) and raises
-`ConfigError` with a message that says what to change.
+Choices are `Literal[...]` types and every leaf has a strict type, so pydantic checks a
+loaded (or edited) config against the schema itself; `RunConfig.validate()` adds the rules
+that tie fields together (ranges, DP needs a federation, SecAgg+ limits...). Every failure
+is a `ConfigError` that names the dotted key and says what to change.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import tomli_w
+from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError, with_config
 
-PARADIGMS = ("federated", "monolingual", "centralized")
-METHODS = ("prompt-encoder", "soft-prompt", "lora", "full")
-STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian", "fedtrimmedavg")
-PRECISIONS = ("auto", "fp32", "fp32-onednn", "bf16")
-DP_MODES = ("none", "central-fixed", "central-adaptive", "local")
-DP_STRATEGIES = ("fedavg", "fedprox")  # client-level DP needs an (unweighted) average
+Paradigm = Literal["federated", "monolingual", "centralized"]
+MethodName = Literal["prompt-encoder", "soft-prompt", "lora", "full"]
+Strategy = Literal["fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian", "fedtrimmedavg"]
+Precision = Literal["auto", "fp32", "fp32-onednn", "bf16"]
+DpMode = Literal["none", "central-fixed", "central-adaptive", "local"]
+AveragingStrategy = Literal["fedavg", "fedprox"]  # client-level DP is calibrated to an average
+
+PARADIGMS: tuple[str, ...] = typing.get_args(Paradigm)
+METHODS: tuple[str, ...] = typing.get_args(MethodName)
+STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+DP_MODES: tuple[str, ...] = typing.get_args(DpMode)
+DP_STRATEGIES: tuple[str, ...] = typing.get_args(AveragingStrategy)
 
 
 class ConfigError(ValueError):
     """A run configuration that cannot work; the message says what to change."""
+
+
+def _true_false_word(value: Any) -> Any:
+    """`progress=True` is not TOML, so it arrives as a string; take 'true'/'false' in any case."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def _comma_list(value: Any) -> Any:
+    """`data.languages=fr,sw` is not TOML either; a comma-separated string is a list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _string_table(value: Any) -> Any:
+    """Column maps may name columns by number (`label = 2`): keys and values become text."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    return value
+
+
+# Strict leaves: TOML is typed, so "3" is not an int, 1.0 is not an int and true is not a
+# number (an int is a float, though). Pydantic's lax mode would silently convert all three.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Text = Annotated[str, Strict()]
+Flag = Annotated[bool, BeforeValidator(_true_false_word), Strict()]
+Names = Annotated[list[Text], BeforeValidator(_comma_list)]
+Table = Annotated[dict[str, str], BeforeValidator(_string_table)]
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
@@ -36,192 +75,133 @@ def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclas
     return field(default=default, metadata={"help": text})
 
 
+# An unknown key is an error: a typo must not silently run the default.
+_closed = with_config(ConfigDict(extra="forbid"))
+
+
+@_closed
 @dataclass
 class DataConfig:
-    source: str = _help(
-        "'cldr' (built-in, offline), a preset (masakhanews, sib200, xnli, xglue_nc), "
-        "'hf:<id>', or a folder <root>/<lang>/<split>.tsv|csv|jsonl",
-        "cldr",
-    )
-    root: str | None = _help("data root for presets (default: $FEDLINGUA_DATA_ROOT)", None)
-    languages: list[str] | None = _help("languages that get clients (default: all)", None)
-    eval_languages: list[str] | None = _help(
-        "languages evaluated (default: the client languages plus zero_shot_languages)", None
-    )
-    zero_shot_languages: list[str] = _help(
-        "languages evaluated without any client (cross-lingual transfer)", factory=list
-    )
-    low_resource: list[str] = _help("languages averaged as the low-resource group", factory=list)
-    columns: dict[str, str] | None = _help("folder sources: schema field -> file column", None)
-    clients_per_language: int = _help("clients per language", 1)
-    partition: str = _help("'iid' or 'dirichlet' split of a language across its clients", "iid")
-    alpha: float = _help("Dirichlet concentration for label skew", 0.5)
-    few_shot: int | None = _help("k training examples per class per language", None)
-    max_train_per_client: int | None = _help("cap on training examples per client", None)
-    max_eval_per_language: int | None = _help("cap on dev/test examples per language", None)
-    max_length: int = _help("maximum text tokens (virtual prompt tokens come on top)", 128)
-    on_bad_rows: str = _help("'error' (default) or 'skip' (skipped rows are counted)", "error")
+    source: Text = _help("'cldr' (offline), a preset name, 'hf:<id>' or a data folder", "cldr")
+    root: Text | None = _help("data root for presets (default: $FEDLINGUA_DATA_ROOT)", None)
+    languages: Names | None = _help("languages that get clients (default: all)", None)
+    eval_languages: Names | None = _help("languages evaluated (default: clients + zero-shot)", None)
+    zero_shot_languages: Names = _help("languages evaluated without any client", factory=list)
+    low_resource: Names = _help("languages averaged as the low-resource group", factory=list)
+    columns: Table | None = _help("folder sources: schema field -> file column", None)
+    clients_per_language: Int = _help("clients per language", 1)
+    partition: Literal["iid", "dirichlet"] = _help("split of a language across its clients", "iid")
+    alpha: Float = _help("Dirichlet concentration for label skew", 0.5)
+    few_shot: Int | None = _help("k training examples per class per language", None)
+    max_train_per_client: Int | None = _help("cap on training examples per client", None)
+    max_eval_per_language: Int | None = _help("cap on dev/test examples per language", None)
+    max_length: Int = _help("maximum text tokens (virtual prompt tokens come on top)", 128)
+    on_bad_rows: Literal["error", "skip"] = _help("what a malformed data row does", "error")
 
 
+@_closed
 @dataclass
 class ModelConfig:
-    name: str = _help("'e5-small' (offline default), a hub id or a local folder", "e5-small")
-    precision: str = _help(
-        "'fp32-onednn' (default: fp32 matrix products through oneDNN, fp32 accuracy checked "
-        "on the CPU at hand, plain fp32 where the check fails), 'fp32' (plain), 'bf16' "
-        "(autocast of the frozen backbone, fastest but failed the accuracy guard, see "
-        "benchmarks/results/precision_guard.md; trainable tensors and optimizer stay fp32), "
-        "or 'auto' (bf16 where this CPU multiplies bf16 clearly faster, else fp32)",
-        "fp32-onednn",
-    )
-    dropout: float = _help("dropout before the classification head", 0.1)
+    name: Text = _help("'e5-small' (offline default), a hub id or a local folder", "e5-small")
+    precision: Precision = _help("arithmetic of the frozen backbone", "fp32-onednn")
+    dropout: Float = _help("dropout before the classification head", 0.1)
 
 
+@_closed
 @dataclass
 class MethodConfig:
-    name: str = _help("prompt-encoder | soft-prompt | lora | full", "prompt-encoder")
-    num_virtual_tokens: int = _help("virtual tokens (prompt methods)", 20)
-    reparameterization: str = _help("prompt-encoder reparameterization: 'mlp' or 'lstm'", "mlp")
-    encoder_hidden_size: int = _help("hidden size of the prompt encoder", 128)
-    lora_r: int = _help("LoRA rank", 8)
-    lora_alpha: int = _help("LoRA alpha", 16)
-    lora_dropout: float = _help("LoRA dropout", 0.0)
-    lora_target_modules: list[str] = _help(
-        "LoRA target module names", factory=lambda: ["query", "value"]
-    )
-    freeze_word_embeddings: bool = _help("full fine-tuning: keep word embeddings frozen", True)
+    name: MethodName = _help("the parameter-efficient method", "prompt-encoder")
+    num_virtual_tokens: Int = _help("virtual tokens (prompt methods)", 20)
+    reparameterization: Literal["mlp", "lstm"] = _help("prompt-encoder reparameterization", "mlp")
+    encoder_hidden_size: Int = _help("hidden size of the prompt encoder", 128)
+    lora_r: Int = _help("LoRA rank", 8)
+    lora_alpha: Int = _help("LoRA alpha", 16)
+    lora_dropout: Float = _help("LoRA dropout", 0.0)
+    lora_target_modules: Names = _help("LoRA target modules", factory=lambda: ["query", "value"])
+    freeze_word_embeddings: Flag = _help("full fine-tuning: keep word embeddings frozen", True)
 
 
+@_closed
 @dataclass
 class TrainConfig:
-    lr: float | None = _help("learning rate (default: the method's own default)", None)
-    batch_size: int = _help("training batch size", 16)
-    eval_batch_size: int = _help("evaluation batch size", 64)
-    local_epochs: int = _help("passes over a client's data per round", 1)
-    local_steps: int | None = _help(
-        "optimizer steps per round instead of whole epochs (batches drawn at random, "
-        "seeded per round): more, shorter rounds limit client drift",
-        None,
-    )
-    weight_decay: float = _help("weight decay", 0.0)
-    max_grad_norm: float = _help("gradient clipping (0 disables)", 1.0)
-    optimizer: str = _help("client optimizer: 'adamw' or 'sgd' (with momentum)", "adamw")
-    momentum: float = _help("SGD momentum", 0.9)
-    logit_adjustment: float = _help(
-        "tau of the client loss on logits + tau * log(client label prior) (0 = plain "
-        "cross-entropy): calibrates clients whose label distributions differ",
+    lr: Float | None = _help("learning rate (default: the method's own default)", None)
+    batch_size: Int = _help("training batch size", 16)
+    eval_batch_size: Int = _help("evaluation batch size", 64)
+    local_epochs: Int = _help("passes over a client's data per round", 1)
+    local_steps: Int | None = _help("optimizer steps per round instead of epochs", None)
+    weight_decay: Float = _help("weight decay of the client optimizer", 0.0)
+    max_grad_norm: Float = _help("gradient clipping (0 disables)", 1.0)
+    optimizer: Literal["adamw", "sgd"] = _help("client optimizer (sgd: with momentum)", "adamw")
+    momentum: Float = _help("SGD momentum", 0.9)
+    logit_adjustment: Float = _help(
+        "tau: client loss on logits + tau * log(client label prior); 0 = plain cross-entropy",
         0.0,
     )
 
 
+@_closed
 @dataclass
 class FederationConfig:
-    rounds: int = _help("rounds (for monolingual/centralized: blocks of local_epochs)", 5)
-    fraction: float = _help("fraction of clients sampled each round, in (0, 1]", 1.0)
-    strategy: str = _help(
-        "fedavg | fedprox | fedadam | fedyogi | fedmedian | fedtrimmedavg", "fedavg"
-    )
-    proximal_mu: float = _help("FedProx mu", 0.01)
-    server_lr: float = _help("FedAdam / FedYogi server learning rate", 0.01)
-    trim_beta: float = _help("FedTrimmedAvg fraction cut from each end", 0.2)
-    client_dropout: float = _help("probability a selected client fails in a round", 0.0)
-    min_clients: int = _help(
-        "quorum: a round starts only with at least this many clients connected and "
-        "aggregates only with at least this many valid replies; below it the round is "
-        "skipped (global state kept, the skip recorded)",
-        1,
-    )
-    round_timeout: float | None = _help(
-        "seconds the server waits for the clients' replies in a round (Flower deployment); "
-        "a client that has not replied by then counts as failed (default: no limit)",
-        None,
-    )
+    rounds: Int = _help("rounds (for monolingual/centralized: blocks of local_epochs)", 5)
+    fraction: Float = _help("fraction of clients sampled each round, in (0, 1]", 1.0)
+    strategy: Strategy = _help("the server's aggregation strategy", "fedavg")
+    proximal_mu: Float = _help("FedProx mu", 0.01)
+    server_lr: Float = _help("FedAdam / FedYogi server learning rate", 0.01)
+    trim_beta: Float = _help("FedTrimmedAvg fraction cut from each end", 0.2)
+    client_dropout: Float = _help("probability a selected client fails in a round", 0.0)
+    min_clients: Int = _help("quorum of clients and of valid replies (else the round skips)", 1)
+    round_timeout: Float | None = _help("seconds to wait for a round's replies (Flower)", None)
 
 
+@_closed
 @dataclass
 class PrivacyConfig:
-    dp: str = _help(
-        "client-level differential privacy: 'none', 'central-fixed' / 'central-adaptive' "
-        "(the server adds Gaussian noise to the average of clipped updates; fixed or "
-        "adaptive clipping norm) or 'local' (each client clips and noises its own update)",
-        "none",
-    )
-    epsilon: float | None = _help(
-        "target epsilon for the whole run: the noise multiplier is calibrated to it", None
-    )
-    noise_multiplier: float | None = _help(
-        "Gaussian noise multiplier z (instead of epsilon; noise std = z x clipping norm)", None
-    )
-    delta: float = _help("delta of the reported (epsilon, delta)", 1e-5)
-    clipping_norm: float = _help(
-        "L2 bound on a client's update (central-adaptive: the initial bound)", 1.0
-    )
-    clipping: str = _help(
-        "central modes: where updates are clipped, 'server' or 'client' (a client mod)", "server"
-    )
-    target_clipped_quantile: float = _help("central-adaptive: quantile of updates clipped", 0.5)
-    clip_norm_lr: float = _help("central-adaptive: learning rate of the clipping norm", 0.2)
-    clipped_count_stddev: float | None = _help(
-        "central-adaptive: noise on the clipped count (default: max(clients/20, z))", None
-    )
-    seeded_noise: bool = _help(
-        "draw DP noise from the run seed (reproducible experiments); false: OS entropy, what a "
-        "deployment needs (noise an observer who knows the seed cannot subtract)",
-        True,
-    )
-    secure_aggregation: bool = _help(
-        "Flower SecAgg+: the server obtains only the sum of the clients' masked updates", False
-    )
-    secagg_num_shares: float = _help(
-        "SecAgg+: key shares per client (> 2 clients), or a fraction of the sampled clients", 1.0
-    )
-    secagg_threshold: float = _help(
-        "SecAgg+: shares needed to reconstruct a key (an integer, or a fraction of the shares)",
-        0.67,
-    )
-    secagg_clipping_range: float = _help(
-        "SecAgg+: parameters are clipped to [-r, r] before quantization", 8.0
-    )
-    secagg_max_weight: float = _help(
-        "SecAgg+: largest example count a client may weigh (more overflows the quantized "
-        "sum; less precision the larger it is)",
-        1000.0,
-    )
-    secagg_timeout: float | None = _help(
-        "SecAgg+: seconds to wait for each stage's replies (default: no limit)", None
-    )
+    dp: DpMode = _help("client-level differential privacy: server or client noise", "none")
+    epsilon: Float | None = _help("target epsilon of the whole run (calibrates the noise)", None)
+    noise_multiplier: Float | None = _help("noise std / clipping norm (instead of epsilon)", None)
+    delta: Float = _help("delta of the reported (epsilon, delta)", 1e-5)
+    clipping_norm: Float = _help("L2 bound on a client's update (adaptive: the first)", 1.0)
+    clipping: Literal["server", "client"] = _help("central modes: who clips updates", "server")
+    target_clipped_quantile: Float = _help("central-adaptive: quantile of updates clipped", 0.5)
+    clip_norm_lr: Float = _help("central-adaptive: learning rate of the clipping norm", 0.2)
+    clipped_count_stddev: Float | None = _help("central-adaptive: clipped-count noise", None)
+    seeded_noise: Flag = _help("DP noise from the run seed (false: OS entropy)", True)
+    secure_aggregation: Flag = _help("SecAgg+: the server sees only the sum of updates", False)
+    secagg_num_shares: Float = _help("SecAgg+: key shares per client (or a fraction)", 1.0)
+    secagg_threshold: Float = _help("SecAgg+: shares that rebuild a key (or a fraction)", 0.67)
+    secagg_clipping_range: Float = _help("SecAgg+: clip to [-r, r] before quantizing", 8.0)
+    secagg_max_weight: Float = _help("SecAgg+: largest example count one client weighs", 1000.0)
+    secagg_timeout: Float | None = _help("SecAgg+: seconds to wait for each stage", None)
 
 
+@_closed
 @dataclass
 class EvalConfig:
-    every: int = _help("evaluate every k rounds (the last round always)", 1)
-    select_on_dev: bool = _help("report the round with the best dev accuracy", False)
-    matrix: bool = _help("monolingual: evaluate every language model on every language", False)
-    patience: int | None = _help(
-        "early stopping: a model stops training after this many evaluations without a "
-        "better dev accuracy (needs select_on_dev; federation.rounds is then a maximum)",
+    every: Int = _help("evaluate every k rounds (the last round always)", 1)
+    select_on_dev: Flag = _help("report the round with the best dev accuracy", False)
+    matrix: Flag = _help("monolingual: evaluate every language model on every language", False)
+    patience: Int | None = _help(
+        "early stopping: a model stops after this many evaluations without a better dev "
+        "accuracy (needs select_on_dev; federation.rounds is then a maximum)",
         None,
     )
-    personalize: int = _help(
-        "after training, each client fine-tunes the final model for this many local steps; "
-        "reported as a separate 'personalized' score (0 = off)",
-        0,
+    personalize: Int = _help(
+        "local steps each client fine-tunes the final model for, scored apart (0 = off)", 0
     )
-    language_prior: bool = _help(
-        "also report scores with each language's own training label prior added to the "
-        "logits (prior-adjusted), next to the plain argmax",
-        False,
+    language_prior: Flag = _help(
+        "also score with each language's training label prior added to the logits", False
     )
 
 
+@_closed
 @dataclass
 class RunConfig:
-    paradigm: str = _help("federated | monolingual | centralized", "federated")
-    seed: int = _help("seed for data splits, sampling, initialisation and training", 0)
-    output_dir: str = _help("folder that receives run directories", "runs")
-    name: str | None = _help("run directory name (default: derived from the config)", None)
-    threads: int | None = _help("torch threads (default: all cores)", None)
-    progress: bool | None = _help("progress bars (default: only on a terminal, not under CI)", None)
+    paradigm: Paradigm = _help("federation, one model per language, or pooled data", "federated")
+    seed: Int = _help("seed for data splits, sampling, initialisation and training", 0)
+    output_dir: Text = _help("folder that receives run directories", "runs")
+    name: Text | None = _help("run directory name (default: derived from the config)", None)
+    threads: Int | None = _help("torch threads (default: all cores)", None)
+    progress: Flag | None = _help("progress bars (default: only on a terminal, not under CI)", None)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -232,150 +212,13 @@ class RunConfig:
 
     # ---- validation -----------------------------------------------------------------------
     def validate(self) -> RunConfig:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ConfigError(msg)
-
-        need(self.paradigm in PARADIGMS, f"paradigm={self.paradigm!r}: use one of {PARADIGMS}")
-        need(self.method.name in METHODS, f"method.name={self.method.name!r}: use one of {METHODS}")
-        fed = self.federation
-        need(fed.strategy in STRATEGIES, f"federation.strategy={fed.strategy!r}: use {STRATEGIES}")
-        need(fed.rounds >= 1, f"federation.rounds={fed.rounds}: must be >= 1")
-        need(0 < fed.fraction <= 1, f"federation.fraction={fed.fraction}: must be in (0, 1]")
-        need(0 <= fed.client_dropout < 1, "federation.client_dropout must be in [0, 1)")
-        need(0 <= fed.trim_beta < 0.5, "federation.trim_beta must be in [0, 0.5)")
-        need(fed.min_clients >= 1, "federation.min_clients must be >= 1")
-        need(
-            fed.round_timeout is None or fed.round_timeout > 0,
-            "federation.round_timeout must be > 0 seconds (leave it unset for no limit)",
-        )
-        need(self.train.local_epochs >= 1, "train.local_epochs must be >= 1")
-        need(
-            self.train.local_steps is None or self.train.local_steps >= 1,
-            "train.local_steps must be >= 1 (or unset for whole epochs)",
-        )
-        need(self.train.batch_size >= 1, "train.batch_size must be >= 1")
-        need(self.train.lr is None or self.train.lr > 0, "train.lr must be > 0")
-        need(self.evaluation.every >= 1, "evaluation.every must be >= 1")
-        ev = self.evaluation
-        need(ev.patience is None or ev.patience >= 1, "evaluation.patience must be >= 1")
-        need(
-            ev.patience is None or ev.select_on_dev,
-            "evaluation.patience stops on dev accuracy: set evaluation.select_on_dev=true",
-        )
-        need(ev.personalize >= 0, "evaluation.personalize must be >= 0 local steps")
-        need(self.train.optimizer in ("adamw", "sgd"), "train.optimizer: 'adamw' or 'sgd'")
-        need(self.train.logit_adjustment >= 0, "train.logit_adjustment must be >= 0")
-        need(self.model.precision in PRECISIONS, f"model.precision: use one of {PRECISIONS}")
-        m = self.method
-        need(m.reparameterization in ("mlp", "lstm"), "method.reparameterization: 'mlp' or 'lstm'")
-        if m.name in ("prompt-encoder", "soft-prompt"):
-            need(m.num_virtual_tokens >= 1, "method.num_virtual_tokens must be >= 1")
-        need(m.lora_r >= 1, "method.lora_r must be >= 1")
-        d = self.data
-        need(d.partition in ("iid", "dirichlet"), "data.partition: 'iid' or 'dirichlet'")
-        need(d.clients_per_language >= 1, "data.clients_per_language must be >= 1")
-        need(d.alpha > 0, "data.alpha must be > 0")
-        need(d.max_length >= 8, "data.max_length must be >= 8")
-        need(d.on_bad_rows in ("error", "skip"), "data.on_bad_rows: 'error' or 'skip'")
-        self._validate_privacy(need)
+        """Check types, choices and the cross-field rules; raise `ConfigError` on the first."""
+        # A config built or edited in code gets the same type and choice checks as a file.
+        _parse(type(self), self.to_dict())
+        _check_schedule(self)
+        _check_method_and_data(self)
+        _check_privacy(self)
         return self
-
-    def _validate_privacy(self, need: typing.Callable[[bool, str], None]) -> None:
-        p = self.privacy
-        need(p.dp in DP_MODES, f"privacy.dp={p.dp!r}: use one of {DP_MODES}")
-        need(0 < p.delta < 1, f"privacy.delta={p.delta}: must be in (0, 1)")
-        need(p.clipping_norm > 0, "privacy.clipping_norm must be > 0")
-        need(p.clipping in ("server", "client"), "privacy.clipping: 'server' or 'client'")
-        need(0 <= p.target_clipped_quantile <= 1, "privacy.target_clipped_quantile: in [0, 1]")
-        need(p.clip_norm_lr > 0, "privacy.clip_norm_lr must be > 0")
-        need(
-            p.clipped_count_stddev is None or p.clipped_count_stddev > 0,
-            "privacy.clipped_count_stddev must be > 0",
-        )
-        if p.dp == "none":
-            need(
-                p.epsilon is None and p.noise_multiplier is None,
-                "privacy.epsilon / privacy.noise_multiplier need privacy.dp (central-fixed, "
-                "central-adaptive or local)",
-            )
-        else:
-            need(
-                self.paradigm == "federated",
-                f"privacy.dp={p.dp!r} is client-level DP of a federation: use paradigm='federated'",
-            )
-            need(
-                (p.epsilon is None) != (p.noise_multiplier is None),
-                f"privacy.dp={p.dp!r}: set exactly one of privacy.epsilon (a target for the "
-                "run) and privacy.noise_multiplier",
-            )
-            need(p.epsilon is None or p.epsilon > 0, "privacy.epsilon must be > 0")
-            need(
-                p.noise_multiplier is None or p.noise_multiplier > 0,
-                "privacy.noise_multiplier must be > 0",
-            )
-            need(
-                self.federation.strategy in DP_STRATEGIES,
-                f"privacy.dp needs an averaging strategy {DP_STRATEGIES}, not "
-                f"federation.strategy={self.federation.strategy!r} (its noise is calibrated "
-                "to one client's share of an average)",
-            )
-            need(
-                p.dp != "local" or p.clipping == "server",
-                "privacy.clipping applies to the central modes (local DP always clips on the "
-                "client)",
-            )
-        if p.secure_aggregation:
-            need(
-                self.paradigm == "federated",
-                "privacy.secure_aggregation needs paradigm='federated'",
-            )
-            need(
-                p.dp == "none",
-                "privacy.secure_aggregation with privacy.dp is not supported yet: run one of them",
-            )
-            need(
-                self.federation.strategy == "fedavg",
-                "privacy.secure_aggregation aggregates a weighted sum: use "
-                "federation.strategy='fedavg'",
-            )
-            need(p.secagg_num_shares > 0, "privacy.secagg_num_shares must be > 0")
-            need(p.secagg_threshold > 0, "privacy.secagg_threshold must be > 0")
-            need(p.secagg_clipping_range > 0, "privacy.secagg_clipping_range must be > 0")
-            need(p.secagg_max_weight > 0, "privacy.secagg_max_weight must be > 0")
-
-    def check_prompt_room(self, max_positions: int) -> None:
-        """Fail when the virtual prompt leaves no room for text in the model's positions."""
-        if self.method.name not in ("prompt-encoder", "soft-prompt"):
-            return
-        room = max_positions - self.method.num_virtual_tokens
-        if room < 8:
-            raise ConfigError(
-                f"method.num_virtual_tokens={self.method.num_virtual_tokens} leaves {room} of the "
-                f"model's {max_positions} positions for text: use fewer virtual tokens"
-            )
-
-    def check_languages(self, available: list[str]) -> None:
-        """Fail when a language list names languages the dataset does not have."""
-        d = self.data
-        groups = {
-            "data.languages": d.languages or [],
-            "data.eval_languages": d.eval_languages or [],
-            "data.zero_shot_languages": d.zero_shot_languages,
-            "data.low_resource": d.low_resource,
-        }
-        for key, langs in groups.items():
-            unknown = sorted(set(langs) - set(available))
-            if unknown:
-                raise ConfigError(
-                    f"{key} names unknown languages {unknown}; the data has {sorted(available)}"
-                )
-        overlap = set(d.zero_shot_languages) & set(d.languages or available)
-        if d.zero_shot_languages and overlap:
-            raise ConfigError(
-                f"data.zero_shot_languages {sorted(overlap)} also have clients: set data.languages "
-                "to the client languages only"
-            )
 
     # ---- (de)serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -386,7 +229,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
-        return _build(cls, raw, "")
+        return _parse(cls, raw)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -397,13 +240,138 @@ class RunConfig:
                 raise ConfigError(f"config file {path} does not exist")
             try:
                 raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                ) from None
+            except ValueError as exc:  # TOMLDecodeError, or an integer past 4300 digits
                 raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+            except OSError as exc:  # a folder, no permission...
+                raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from exc
         for item in overrides or []:
             apply_override(raw, item)
         return cls.from_dict(raw).validate()
 
 
+# ---- cross-field rules (the schema's types and Literal choices did the rest) ---------------
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_schedule(cfg: RunConfig) -> None:
+    """Rounds, client sampling, quorum and the local training schedule."""
+    fed, train = cfg.federation, cfg.train
+    _need(fed.rounds >= 1, f"federation.rounds={fed.rounds}: must be >= 1")
+    _need(0 < fed.fraction <= 1, f"federation.fraction={fed.fraction}: must be in (0, 1]")
+    _need(0 <= fed.client_dropout < 1, "federation.client_dropout must be in [0, 1)")
+    _need(0 <= fed.trim_beta < 0.5, "federation.trim_beta must be in [0, 0.5)")
+    _need(fed.min_clients >= 1, "federation.min_clients must be >= 1")
+    _need(
+        fed.round_timeout is None or fed.round_timeout > 0,
+        "federation.round_timeout must be > 0 seconds (leave it unset for no limit)",
+    )
+    _need(train.local_epochs >= 1, "train.local_epochs must be >= 1")
+    _need(
+        train.local_steps is None or train.local_steps >= 1,
+        "train.local_steps must be >= 1 (or unset for whole epochs)",
+    )
+    _need(train.batch_size >= 1, "train.batch_size must be >= 1")
+    _need(train.lr is None or train.lr > 0, "train.lr must be > 0")
+    _check_evaluation(cfg)
+
+
+def _check_evaluation(cfg: RunConfig) -> None:
+    ev = cfg.evaluation
+    _need(ev.every >= 1, "evaluation.every must be >= 1")
+    _need(ev.patience is None or ev.patience >= 1, "evaluation.patience must be >= 1")
+    _need(
+        ev.patience is None or ev.select_on_dev,
+        "evaluation.patience stops on dev accuracy: set evaluation.select_on_dev=true",
+    )
+    _need(ev.personalize >= 0, "evaluation.personalize must be >= 0 local steps")
+    _need(cfg.train.logit_adjustment >= 0, "train.logit_adjustment must be >= 0")
+
+
+def _check_method_and_data(cfg: RunConfig) -> None:
+    m, d = cfg.method, cfg.data
+    if m.name in ("prompt-encoder", "soft-prompt"):
+        _need(m.num_virtual_tokens >= 1, "method.num_virtual_tokens must be >= 1")
+    _need(m.lora_r >= 1, "method.lora_r must be >= 1")
+    _need(d.clients_per_language >= 1, "data.clients_per_language must be >= 1")
+    _need(d.alpha > 0, "data.alpha must be > 0")
+    _need(d.max_length >= 8, "data.max_length must be >= 8")
+
+
+def _check_privacy(cfg: RunConfig) -> None:
+    p = cfg.privacy
+    _need(0 < p.delta < 1, f"privacy.delta={p.delta}: must be in (0, 1)")
+    _need(p.clipping_norm > 0, "privacy.clipping_norm must be > 0")
+    _need(0 <= p.target_clipped_quantile <= 1, "privacy.target_clipped_quantile: in [0, 1]")
+    _need(p.clip_norm_lr > 0, "privacy.clip_norm_lr must be > 0")
+    _need(
+        p.clipped_count_stddev is None or p.clipped_count_stddev > 0,
+        "privacy.clipped_count_stddev must be > 0",
+    )
+    if p.dp == "none":
+        _need(
+            p.epsilon is None and p.noise_multiplier is None,
+            "privacy.epsilon / privacy.noise_multiplier need privacy.dp (central-fixed, "
+            "central-adaptive or local)",
+        )
+    else:
+        _check_dp(cfg)
+    if p.secure_aggregation:
+        _check_secure_aggregation(cfg)
+
+
+def _check_dp(cfg: RunConfig) -> None:
+    """Client-level DP: a federation, one noise setting, an averaging strategy."""
+    p = cfg.privacy
+    _need(
+        cfg.paradigm == "federated",
+        f"privacy.dp={p.dp!r} is client-level DP of a federation: use paradigm='federated'",
+    )
+    _need(
+        (p.epsilon is None) != (p.noise_multiplier is None),
+        f"privacy.dp={p.dp!r}: set exactly one of privacy.epsilon (a target for the "
+        "run) and privacy.noise_multiplier",
+    )
+    _need(p.epsilon is None or p.epsilon > 0, "privacy.epsilon must be > 0")
+    _need(
+        p.noise_multiplier is None or p.noise_multiplier > 0,
+        "privacy.noise_multiplier must be > 0",
+    )
+    _need(
+        cfg.federation.strategy in DP_STRATEGIES,
+        f"privacy.dp needs an averaging strategy {DP_STRATEGIES}, not "
+        f"federation.strategy={cfg.federation.strategy!r} (its noise is calibrated "
+        "to one client's share of an average)",
+    )
+    _need(
+        p.dp != "local" or p.clipping == "server",
+        "privacy.clipping applies to the central modes (local DP always clips on the client)",
+    )
+
+
+def _check_secure_aggregation(cfg: RunConfig) -> None:
+    p = cfg.privacy
+    _need(cfg.paradigm == "federated", "privacy.secure_aggregation needs paradigm='federated'")
+    _need(
+        p.dp == "none",
+        "privacy.secure_aggregation with privacy.dp is not supported yet: run one of them",
+    )
+    _need(
+        cfg.federation.strategy == "fedavg",
+        "privacy.secure_aggregation aggregates a weighted sum: use federation.strategy='fedavg'",
+    )
+    _need(p.secagg_num_shares > 0, "privacy.secagg_num_shares must be > 0")
+    _need(p.secagg_threshold > 0, "privacy.secagg_threshold must be > 0")
+    _need(p.secagg_clipping_range > 0, "privacy.secagg_clipping_range must be > 0")
+    _need(p.secagg_max_weight > 0, "privacy.secagg_max_weight must be > 0")
+
+
+# ---- loading: dotted overrides, then pydantic against the schema --------------------------
 def _drop_none(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _drop_none(v) for k, v in obj.items() if v is not None}
@@ -418,7 +386,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key = key.strip().replace("-", "_")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer past 4300 digits
         value = text.strip()
     node = raw
     parts = key.split(".")
@@ -429,61 +397,62 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     node[parts[-1]] = value
 
 
-def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a table")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s) {[prefix + u for u in unknown]}; "
-            f"known under {prefix or 'the top level'}: {sorted(fields)}"
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+_Section = typing.TypeVar("_Section")
+
+
+def _parse(cls: type[_Section], raw: Any) -> _Section:
+    """Build `cls` from plain TOML-like data; a `ConfigError` names the first bad key."""
+    try:
+        return _adapter(cls).validate_python(raw)
+    except ValidationError as exc:
+        raise _config_error(cls, exc.errors()) from None
+
+
+_MUST_BE = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "dataclass_type": "a table",
+}
+
+
+def _config_error(cls: type, errors: list[Any]) -> ConfigError:
+    """Pydantic's first error, said with the dotted key and what to change."""
+    unknown = [e["loc"] for e in errors if e["type"] == "unexpected_keyword_argument"]
+    if unknown:  # all the typos of one section at once, with the keys that section has
+        where = unknown[0][:-1]
+        keys = sorted(_dotted(loc) for loc in unknown if loc[:-1] == where)
+        known = sorted(f.name for f in dataclasses.fields(_section_at(cls, where)))
+        return ConfigError(
+            f"unknown config key(s) {keys}; known under {_dotted(where) or 'the top level'}: "
+            f"{known}"
         )
-    kwargs = {}
-    for name, value in raw.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
-    return cls(**kwargs)
+    first = errors[0]
+    key, value = _dotted(first["loc"]) or "config", first["input"]
+    if first["type"] == "literal_error":
+        return ConfigError(f"{key}={value!r}: use {first['ctx']['expected']}")
+    if first["type"] in _MUST_BE:
+        return ConfigError(f"{key} must be {_MUST_BE[first['type']]}, got {value!r}")
+    return ConfigError(f"{key}={value!r}: {first['msg']}")
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        return [_coerce(v, args[0], key) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a table, got {value!r}")
-        return {str(k): str(v) for k, v in value.items()}
-    if hint is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return value
-    return value
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    """('data', 'low_resource', 1) -> 'data.low_resource[1]'."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key.lstrip(".")
+
+
+def _section_at(cls: type, loc: tuple[str | int, ...]) -> type:
+    for name in loc:
+        cls = typing.get_type_hints(cls)[name]
+    return cls

@@ -1,4 +1,5 @@
-"""Process-wide settings decided in one place: torch threads, progress bars, environment record.
+"""Process-wide settings decided in one place: torch threads, progress bars, environment record,
+whether the Hugging Face hub may (offline flags) and can (a short probe) be contacted.
 
 Threads: a single training process uses every core; when several processes
 compute at once (Flower ClientApps, SuperNodes, parallel tests) each must use
@@ -13,12 +14,15 @@ import hashlib
 import logging
 import os
 import platform
+import socket
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
+from urllib.parse import urlparse
 
 import torch
 
@@ -62,10 +66,58 @@ def derive_seed(*parts: object) -> int:
     """A 32-bit seed from a run seed and labels (round, client...): the same in every process.
 
     Everything random in a round derives from (run seed, round, client), so a
-    resumed run draws exactly what an uninterrupted run would have drawn.
+    resumed run draws exactly what an uninterrupted run would have drawn. The data layer
+    seeds its `random.Random`s from strings instead (`data.sampling.rng_for`); the two
+    schemes stay separate because merging them would change every split and partition.
     """
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+
+_TRUE = {"1", "ON", "YES", "TRUE"}
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_offline_reason(*extra_vars: str) -> str | None:
+    """Which variable switches the Hugging Face hub off (read now, not at import), or None.
+
+    HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE always count; a caller adds its library's own
+    flag (the data layer: HF_DATASETS_OFFLINE).
+    """
+    for var in ("HF_HUB_OFFLINE", *extra_vars, "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().upper() in _TRUE:
+            return f"{var}={os.environ[var]} is set"
+    return None
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Connect to the hub endpoint (or the HTTPS proxy) within `timeout`; None if it works.
+
+    Without it, huggingface_hub and datasets retry an unreachable hub for tens of seconds.
+    Behind a proxy the proxy is what must answer. The answer is kept per host for the
+    process, so loading many models or configs probes once.
+    """
+    proxy = next((os.environ[v] for v in _PROXY_VARS if os.environ.get(v)), None)
+    url = urlparse(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (80 if url.scheme == "http" else 443)
+    return _probe(url.hostname or "huggingface.co", port, timeout)
+
+
+@cache
+def _probe(host: str, port: int, timeout: float) -> str | None:
+    result: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(None)
+        except OSError as exc:
+            result.append(f"cannot connect to {host}:{port} ({exc})")
+
+    thread = threading.Thread(target=connect, daemon=True)  # getaddrinfo ignores timeouts
+    thread.start()
+    thread.join(timeout + 0.5)
+    return result[0] if result else f"no answer from {host}:{port} within {timeout:.0f} s"
 
 
 @contextlib.contextmanager
@@ -137,6 +189,9 @@ def onednn_fp32_error(n: int = 256) -> float:
     return max(float((x.double() - r).norm() / r.norm()) for x, r in zip(got, ref, strict=True))
 
 
+PRECISIONS = ("fp32-onednn", "fp32", "bf16", "auto")  # what resolve_precision understands
+
+
 def resolve_precision(precision: str) -> str:
     """The precision a run really uses.
 
@@ -146,6 +201,8 @@ def resolve_precision(precision: str) -> str:
     warning. bf16 autocast covers the frozen backbone; trainable tensors, optimizer state,
     pooling and the loss stay fp32 (see benchmarks/results/precision_guard.md).
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
     if precision == "fp32-onednn":
         error = onednn_fp32_error()
         if error <= ONEDNN_MAX_ERROR:

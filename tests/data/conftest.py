@@ -1,5 +1,5 @@
 """Fixtures for the data tests: the shared data root (tests skip without it), loaded
-presets (each loaded once per session) and a tiny real fast tokenizer trained here."""
+presets (each loaded once per session) and a tiny real fast tokenizer built from CLDR."""
 
 from __future__ import annotations
 
@@ -40,47 +40,15 @@ def preset(data_root):
     return get
 
 
-def train_tokenizer(texts: list[str], vocab_size: int = 800):
-    """A small SentencePiece-style (Unigram + Metaspace) fast tokenizer, XLM-R ids for
-    the special tokens: <s>=0 <pad>=1 </s>=2 <unk>=3."""
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>"
-    )
-    tok.train_from_iterator(texts, trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", 0), ("</s>", 2)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-
-
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
+    """The tiny test backbone's XLM-R-style unigram tokenizer (<s>=0 <pad>=1 </s>=2 <unk>=3),
+    built from CLDR names."""
+    from fedlingua.models.tiny import build_tiny_tokenizer
+
     ds = load_dataset("cldr", languages=["fr", "sw", "am", "lg"])
     texts = [ex.text for lang in ds.languages() for ex in ds.split(lang, "train")]
-    return train_tokenizer(texts)
+    return build_tiny_tokenizer(texts, vocab_size=800, max_length=512)
 
 
 @pytest.fixture(scope="session")

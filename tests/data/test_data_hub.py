@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from fedlingua.data import DataError, hub, load_dataset
+from fedlingua.data import DataError, DataUnavailableError, hub, load_dataset
 
 PROBE = """
 import json, sys, time
@@ -53,6 +53,13 @@ def test_unreachable_hub_fails_fast_without_offline_flags(tmp_path):
     assert out["error"] is not None and out["seconds"] < 10
     assert "cannot connect to 127.0.0.1:9" in out["error"]
     assert "load_dataset('masakhanews')" in out["error"]
+
+
+def test_without_datasets_installed_hub_sources_name_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # what `import datasets` sees if absent
+    assert load_dataset("cldr", languages=["fr"]).languages() == ["fr"]  # offline: no need
+    with pytest.raises(DataUnavailableError, match=r"pip install 'fedlingua\[hub\]'"):
+        load_dataset("hf:sib200")
 
 
 @pytest.fixture

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .readers import FORMATS, RowPolicy, TableSpec, iter_delimited, iter_jsonl, read_rows
+from .readers import (
+    FORMATS,
+    RowPolicy,
+    TableSpec,
+    iter_delimited,
+    iter_jsonl,
+    read_rows,
+    read_text,
+)
 from .schema import SPLITS, DataError, DataUnavailableError, MultilingualDataset, RawRow, assemble
 
 COLUMN_KEYS: tuple[str, ...] = ("text", "text_pair", "label")
@@ -46,7 +54,7 @@ def missing_split_error(
 def read_labels_file(path: Path) -> tuple[str, ...]:
     """One label per line; blank lines ignored; duplicates are an error."""
     labels: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
         label = line.strip()
         if not label:
             continue
@@ -187,7 +195,7 @@ def load_folder(
 
     def spec_for(path: Path) -> TableSpec:
         q = quoting or "csv"
-        header = not (columns and all(v.isdigit() for v in columns.values()))
+        header = not (columns and all(v.isdecimal() for v in columns.values()))
         fields = _parse_columns(columns, _peek_names(path, q) if header else [])
         return TableSpec(
             text=fields["text"],

@@ -2,103 +2,25 @@
 
 Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set, or the hub endpoint unreachable) this
 fails within about a second with DataUnavailableError, instead of `datasets` retrying for
-tens of seconds: the hub is probed first, and when it is unreachable only the local cache
-is tried.
+tens of seconds: the hub is probed first (`runtime.hub_unreachable`, the same probe as for
+models), and when it is unreachable only the local cache is tried. Where each preset lives
+on the hub is part of its entry in `presets.PRESETS`. `datasets` is the `hub` extra
+(pip install 'fedlingua[hub]'), imported only here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from urllib.parse import urlparse
+
+from fedlingua.runtime import hub_offline_reason, hub_unreachable
 
 from .folder import global_labels, select_languages
+from .presets import PRESETS, HubSpec
 from .readers import RowPolicy, TableSpec, check_row
 from .schema import SPLITS, DataError, DataUnavailableError, MultilingualDataset, RawRow, assemble
 
-_TRUE = {"1", "ON", "YES", "TRUE"}
 _SPLIT_NAMES = {"train": ("train",), "dev": ("validation", "dev", "valid"), "test": ("test",)}
-
-
-@dataclass(frozen=True)
-class HubSpec:
-    """Where a dataset lives on the hub and how its columns map onto the schema.
-
-    Either one config per language (`configs`, the default language list), or one config
-    holding every language with per-language split names (`config` + `split_names`).
-    """
-
-    hub_id: str
-    text: tuple[str, ...]
-    label: str
-    text_pair: str | None = None
-    configs: tuple[str, ...] = ()
-    config: str | None = None
-    split_names: dict[str, str] = field(default_factory=dict)  # "{lang}" is substituted
-    train_languages: tuple[str, ...] | None = None  # only these have a train split
-
-
-MASAKHANEWS_LANGS = tuple("amh eng fra hau ibo lin lug orm pcm run sna som swa tir xho yor".split())
-# The 30 languages of the local copy (the hub has 205).
-SIB200_LANGS = tuple(
-    """eng_Latn fra_Latn deu_Latn spa_Latn rus_Cyrl zho_Hans arb_Arab hin_Deva hau_Latn
-    yor_Latn ibo_Latn swh_Latn amh_Ethi tir_Ethi som_Latn zul_Latn xho_Latn lin_Latn lug_Latn
-    gaz_Latn run_Latn sna_Latn quy_Latn tsn_Latn lao_Laoo mya_Mymr khm_Khmr kaz_Cyrl npi_Deva
-    sin_Sinh""".split()
-)
-XNLI_LANGS = tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split())
-
-HUB_PRESETS: dict[str, HubSpec] = {
-    "masakhanews": HubSpec(
-        "masakhane/masakhanews", ("headline", "text"), "label", configs=MASAKHANEWS_LANGS
-    ),
-    "sib200": HubSpec("Davlan/sib200", ("text",), "category", configs=SIB200_LANGS),
-    "xnli": HubSpec(
-        "facebook/xnli", ("premise",), "label", text_pair="hypothesis", configs=XNLI_LANGS
-    ),
-    "xglue_nc": HubSpec(
-        "microsoft/xglue",
-        ("news_title", "news_body"),
-        "news_category",
-        configs=("en", "de", "es", "fr", "ru"),
-        config="nc",
-        split_names={"train": "train", "dev": "validation.{lang}", "test": "test.{lang}"},
-        train_languages=("en",),
-    ),
-}
-
-
-def offline_reason() -> str | None:
-    """Why the hub must not be contacted, or None."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().upper() in _TRUE:
-            return f"{var}={os.environ[var]} is set"
-    return None
-
-
-def hub_unreachable(timeout: float = 3.0) -> str | None:
-    """Connect to the hub endpoint (or the HTTPS proxy) within `timeout`; None if it works."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlparse(proxy or endpoint)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    result: list[str | None] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result.append(None)
-        except OSError as exc:
-            result.append(f"cannot connect to {host}:{port} ({exc})")
-
-    thread = threading.Thread(target=probe, daemon=True)  # getaddrinfo ignores timeouts
-    thread.start()
-    thread.join(timeout + 0.5)
-    return result[0] if result else f"no answer from {host}:{port} within {timeout:.0f} s"
 
 
 @contextlib.contextmanager
@@ -132,7 +54,7 @@ def _unavailable(hub_id: str, config: str | None, offline: str | None, exc: Base
     cause = f"{type(exc).__name__}: {str(exc)[:300]}"
     if offline:
         cause = f"{offline}, and the local cache ({HF_HOME}) does not have it ({cause})"
-    preset = next((n for n, s in HUB_PRESETS.items() if s.hub_id == hub_id), None)
+    preset = next((n for n, p in PRESETS.items() if p.hub_id == hub_id), None)
     local = (
         f"load_dataset({preset!r}) (the local copy under shared/data)"
         if preset
@@ -220,10 +142,12 @@ def load_hub(
     policy = RowPolicy(on_bad_rows)
     spec, lang_col = _spec_for(ref, columns)
     try:
-        import datasets  # noqa: F401
+        import datasets  # noqa: F401  (an extra: offline sources work without it)
     except ImportError as exc:
-        raise DataUnavailableError("hub loading needs the `datasets` package") from exc
-    reason = offline_reason() or hub_unreachable()
+        raise DataUnavailableError(
+            "hub loading needs the `datasets` package: pip install 'fedlingua[hub]'"
+        ) from exc
+    reason = hub_offline_reason("HF_DATASETS_OFFLINE") or hub_unreachable()
     if lang_col:
         jobs = [(None, None)]
     elif spec.config:
@@ -243,13 +167,13 @@ def load_hub(
 
 
 def _spec_for(ref: str, columns: dict[str, str] | None) -> tuple[HubSpec, str | None]:
-    if ref in HUB_PRESETS and not columns:
-        return HUB_PRESETS[ref], None
+    if ref in PRESETS and not columns:
+        return PRESETS[ref].hub, None
     cols = dict(columns or {})
     unknown = sorted(set(cols) - {"text", "text_pair", "label", "lang"})
     if unknown:
         raise ValueError(f"columns keys must be among text, text_pair, label, lang; got {unknown}")
-    hub_id = HUB_PRESETS[ref].hub_id if ref in HUB_PRESETS else ref
+    hub_id = PRESETS[ref].hub_id if ref in PRESETS else ref
     text = tuple(part.strip() for part in cols.get("text", "text").split("+"))
     spec = HubSpec(hub_id, text, cols.get("label", "label"), text_pair=cols.get("text_pair"))
     return spec, cols.get("lang")

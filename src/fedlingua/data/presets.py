@@ -1,4 +1,5 @@
-"""The four local datasets under the shared data root, each read with its own conventions.
+"""The four preset datasets: their local copies under the shared data root, each read with
+its own conventions, and where each lives on the Hugging Face hub (`PRESETS`, one table).
 
 See shared/data/README.md: MasakhaNEWS and SIB-200 use CSV quoting (multi-line fields),
 XNLI and XGLUE-NC are plain TSV whose quotes are literal text.
@@ -7,7 +8,7 @@ XNLI and XGLUE-NC are plain TSV whose quotes are literal text.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .folder import (
@@ -31,12 +32,45 @@ XGLUE_NC_FRACTIONS = (0.6, 0.2, 0.2)  # train / dev / test, stratified
 
 
 @dataclass(frozen=True)
+class HubSpec:
+    """Where a dataset lives on the hub and how its columns map onto the schema.
+
+    Either one config per language (`configs`, the default language list), or one config
+    holding every language with per-language split names (`config` + `split_names`).
+    """
+
+    hub_id: str
+    text: tuple[str, ...]
+    label: str
+    text_pair: str | None = None
+    configs: tuple[str, ...] = ()
+    config: str | None = None
+    split_names: dict[str, str] = field(default_factory=dict)  # "{lang}" is substituted
+    train_languages: tuple[str, ...] | None = None  # only these have a train split
+
+
+MASAKHANEWS_LANGS = tuple("amh eng fra hau ibo lin lug orm pcm run sna som swa tir xho yor".split())
+# The 30 languages of the local copy (the hub has 205).
+SIB200_LANGS = tuple(
+    """eng_Latn fra_Latn deu_Latn spa_Latn rus_Cyrl zho_Hans arb_Arab hin_Deva hau_Latn
+    yor_Latn ibo_Latn swh_Latn amh_Ethi tir_Ethi som_Latn zul_Latn xho_Latn lin_Latn lug_Latn
+    gaz_Latn run_Latn sna_Latn quy_Latn tsn_Latn lao_Laoo mya_Mymr khm_Khmr kaz_Cyrl npi_Deva
+    sin_Sinh""".split()
+)
+XNLI_LANGS = tuple("ar bg de el en es fr hi ru sw th tr ur vi zh".split())
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     description: str
     task: str
-    hub_id: str
     load: Callable[[Path, list[str] | None, RowPolicy, int], MultilingualDataset]
+    hub: HubSpec  # the same dataset on the hub (`hf:<name>`)
+
+    @property
+    def hub_id(self) -> str:
+        return self.hub.hub_id
 
 
 def _lang_dirs(folder: Path) -> list[str]:
@@ -88,6 +122,15 @@ def _labelled_folder(
     return raw, lang_labels, global_labels(every, None), train_stem
 
 
+def _assemble(
+    name: str, raw: dict, labels: tuple[str, ...], notes: list[str], policy: RowPolicy, **extra
+) -> MultilingualDataset:
+    """`assemble` with the policy's bad-row notes and counts appended."""
+    return assemble(
+        name, raw, labels, notes=notes + policy.notes(), skipped=policy.skipped, **extra
+    )
+
+
 def load_masakhanews(
     folder: Path, languages: list[str] | None, policy: RowPolicy, seed: int
 ) -> MultilingualDataset:
@@ -107,12 +150,12 @@ def load_masakhanews(
             f"50-shot train (train_50shot.tsv, 50 per label sampled from the official train; "
             f"full train files not available): {', '.join(few)}"
         )
-    return assemble(
+    return _assemble(
         "masakhanews",
         raw,
         labels,
-        notes=notes + policy.notes(),
-        skipped=policy.skipped,
+        notes,
+        policy,
         groups={"50-shot": few, "full-train": full},
         lang_labels=lang_labels,
     )
@@ -124,14 +167,7 @@ def load_sib200(
     spec = TableSpec(text=("text",), label="category", quoting="csv")
     raw, lang_labels, labels, _ = _labelled_folder(folder, languages, policy, spec, ("train",))
     notes = ["parallel data: row i is the same Flores sentence in every language"]
-    return assemble(
-        "sib200",
-        raw,
-        labels,
-        notes=notes + policy.notes(),
-        skipped=policy.skipped,
-        lang_labels=lang_labels,
-    )
+    return _assemble("sib200", raw, labels, notes, policy, lang_labels=lang_labels)
 
 
 def _premise_groups(rows: list[RawRow]) -> list[list[int]]:
@@ -178,9 +214,7 @@ def load_xnli(
         f"(per language: train {n.get('train')}, dev {n.get('dev')}, test {n.get('test')})",
         "test = the official test; parallel data across languages",
     ]
-    return assemble(
-        "xnli", raw, XNLI_LABELS, task="pair", notes=notes + policy.notes(), skipped=policy.skipped
-    )
+    return _assemble("xnli", raw, XNLI_LABELS, notes, policy, task="pair")
 
 
 def load_xglue_nc(
@@ -206,9 +240,7 @@ def load_xglue_nc(
             f"60/20/20 with seed {seed}: train {sizes['train']}, dev {sizes['dev']}, "
             f"test {sizes['test']}"
         )
-    return assemble(
-        "xglue_nc", raw, XGLUE_NC_LABELS, notes=notes + policy.notes(), skipped=policy.skipped
-    )
+    return _assemble("xglue_nc", raw, XGLUE_NC_LABELS, notes, policy)
 
 
 PRESETS: dict[str, Preset] = {
@@ -218,29 +250,41 @@ PRESETS: dict[str, Preset] = {
             "masakhanews",
             "MasakhaNEWS news topics, 16 African languages (+en, fr)",
             "single",
-            "masakhane/masakhanews",
             load_masakhanews,
+            HubSpec(
+                "masakhane/masakhanews", ("headline", "text"), "label", configs=MASAKHANEWS_LANGS
+            ),
         ),
         Preset(
             "sib200",
             "SIB-200 topic classification of Flores-200 sentences",
             "single",
-            "Davlan/sib200",
             load_sib200,
+            HubSpec("Davlan/sib200", ("text",), "category", configs=SIB200_LANGS),
         ),
         Preset(
             "xnli",
             "XNLI natural language inference, 15 languages",
             "pair",
-            "facebook/xnli",
             load_xnli,
+            HubSpec(
+                "facebook/xnli", ("premise",), "label", text_pair="hypothesis", configs=XNLI_LANGS
+            ),
         ),
         Preset(
             "xglue_nc",
             "XGLUE news classification, German 1,000-row subset",
             "single",
-            "microsoft/xglue",
             load_xglue_nc,
+            HubSpec(
+                "microsoft/xglue",
+                ("news_title", "news_body"),
+                "news_category",
+                configs=("en", "de", "es", "fr", "ru"),
+                config="nc",
+                split_names={"train": "train", "dev": "validation.{lang}", "test": "test.{lang}"},
+                train_languages=("en",),
+            ),
         ),
     )
 }

@@ -8,10 +8,13 @@ Two quoting conventions exist in the wild and a reader for one corrupts the othe
   XNLI and XGLUE-NC need it (XGLUE-NC has fields that start with a literal `"`).
 
 Errors name the file, the 1-based physical line where the row starts, and the column.
+Files are UTF-8 (a leading byte-order mark is dropped); bytes that are not UTF-8 are a
+DataError naming the line and byte, never a UnicodeDecodeError.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import sys
@@ -83,69 +86,112 @@ def iter_delimited(
     if quoting not in QUOTING:
         raise ValueError(f"quoting must be one of {QUOTING}, got {quoting!r}")
     if quoting == "none":
-        with open(path, encoding="utf-8", newline="") as fh:
-            for number, line in enumerate(fh, start=1):
-                line = line.rstrip("\n").rstrip("\r")
-                if line:
-                    yield number, line.split(delimiter)
+        for number, line in enumerate(text_lines(path, newline=""), start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if line:
+                yield number, line.split(delimiter)
         return
     if csv.field_size_limit() < _FIELD_LIMIT:
         csv.field_size_limit(_FIELD_LIMIT)
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter, strict=True)
-        while True:
-            start = reader.line_num + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                policy.bad(
-                    DataError(
-                        f"malformed quoting ({exc})",
-                        path=str(path),
-                        line=start,
-                        hint="fix the quotes (a quoted field must end with a quote followed by "
-                        "a separator; inner quotes are doubled); if quotes in this file are "
-                        "literal text, read it with quoting='none'",
-                    )
+    # csv reads any iterable of lines, so decoding errors surface as DataError here too.
+    reader = csv.reader(text_lines(path, newline=""), delimiter=delimiter, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            policy.bad(
+                DataError(
+                    f"malformed quoting ({exc})",
+                    path=str(path),
+                    line=start,
+                    hint="fix the quotes (a quoted field must end with a quote followed by "
+                    "a separator; inner quotes are doubled); if quotes in this file are "
+                    "literal text, read it with quoting='none'",
                 )
-                continue
-            if fields:
-                yield start, fields
+            )
+            continue
+        if fields:
+            yield start, fields
 
 
 def iter_jsonl(path: Path, *, policy: RowPolicy) -> Iterator[tuple[int, dict]]:
     """Yield (line, object) per non-blank line; a line that is not a JSON object is bad."""
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                policy.bad(
-                    DataError(
-                        f"invalid JSON ({exc.msg})",
-                        path=str(path),
-                        line=number,
-                        column=f"{exc.colno} (character)",
-                        hint="each line must be one JSON object, e.g. "
-                        '{"text": "...", "label": "..."}',
-                    )
+    for number, line in enumerate(text_lines(path, newline=None), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers JSONDecodeError and integers past Python's digit limit;
+            # RecursionError, arrays nested thousands deep.
+            policy.bad(_json_error(path, number, exc))
+            continue
+        if not isinstance(obj, dict):
+            policy.bad(
+                DataError(
+                    f"expected a JSON object, found {type(obj).__name__}",
+                    path=str(path),
+                    line=number,
+                    hint='write one object per line, e.g. {"text": "...", "label": "..."}',
                 )
-                continue
-            if not isinstance(obj, dict):
-                policy.bad(
-                    DataError(
-                        f"expected a JSON object, found {type(obj).__name__}",
-                        path=str(path),
-                        line=number,
-                        hint='write one object per line, e.g. {"text": "...", "label": "..."}',
-                    )
-                )
-                continue
-            yield number, obj
+            )
+            continue
+        yield number, obj
+
+
+def _json_error(path: Path, line: int, exc: Exception) -> DataError:
+    if isinstance(exc, json.JSONDecodeError):
+        problem, column = f"invalid JSON ({exc.msg})", f"{exc.colno} (character)"
+    elif isinstance(exc, RecursionError):
+        problem, column = "invalid JSON (nested too deeply)", None
+    else:
+        problem, column = f"invalid JSON ({exc})", None
+    return DataError(
+        problem,
+        path=str(path),
+        line=line,
+        column=column,
+        hint='each line must be one JSON object, e.g. {"text": "...", "label": "..."}',
+    )
+
+
+def text_lines(path: Path, *, newline: str | None) -> Iterator[str]:
+    """The lines of a UTF-8 file (a byte-order mark dropped); other bytes are a DataError."""
+    with open(path, encoding="utf-8-sig", newline=newline) as fh:
+        try:
+            yield from fh
+        except UnicodeDecodeError:
+            raise _decode_error(path) from None
+
+
+def read_text(path: Path) -> str:
+    """A whole UTF-8 file (a byte-order mark dropped); other bytes are a DataError."""
+    return "".join(text_lines(path, newline=None))
+
+
+def _decode_error(path: Path) -> DataError:
+    """Where the first byte that is not UTF-8 sits, and what the file probably is instead."""
+    data = path.read_bytes()  # only on this error path: find the spot in the raw bytes
+    try:
+        data.decode("utf-8")
+        start = 0
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    line_start = data.rfind(b"\n", 0, start) + 1
+    problem = f"not UTF-8 text (byte 0x{data[start : start + 1].hex()} cannot be decoded)"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        problem = "not UTF-8 text (it starts with a UTF-16 byte-order mark)"
+    return DataError(
+        problem,
+        path=str(path),
+        line=data.count(b"\n", 0, start) + 1,
+        column=f"{start - line_start + 1} (byte)",
+        hint="save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8, or 'Save as UTF-8' in a "
+        "spreadsheet)",
+    )
 
 
 def count_rows(path: str | Path, *, quoting: str, header: bool) -> int:
@@ -202,7 +248,7 @@ def _rows_from_delimited(
         index = {col: names.index(col) for col in spec.columns()}
     else:
         for col in spec.columns():
-            if not col.isdigit():
+            if not col.isdecimal():  # isdigit() also accepts '²', which int() rejects
                 raise DataError(
                     f"column {col!r} must be a 0-based index for a file without a header",
                     path=str(path),
@@ -291,24 +337,14 @@ def check_row(
             )
     joined = " ".join(part.strip() for part in text if part.strip())
     if not joined:
-        return DataError(
-            "empty text",
-            path=str(path),
-            line=line,
-            column=" + ".join(repr(c) for c in spec.text),
-            hint="remove the row or fill in its text (or pass on_bad_rows='skip')",
-        )
+        return _empty(path, line, "text", " + ".join(repr(c) for c in spec.text), "its text")
     if spec.text_pair is not None:
         pair = pair.strip()
         if not pair:
-            return DataError(
-                "empty text_pair",
-                path=str(path),
-                line=line,
-                column=repr(spec.text_pair),
-                hint="remove the row or fill in its second text (or pass on_bad_rows='skip')",
-            )
+            return _empty(path, line, "text_pair", repr(spec.text_pair), "its second text")
     label = label.strip()
+    if not label:  # else a blank cell in train silently becomes a class named ''
+        return _empty(path, line, "label", repr(spec.label), "its label")
     if allowed is not None and label not in allowed:
         shown = sorted(allowed)
         return DataError(
@@ -319,6 +355,16 @@ def check_row(
             hint=f"fix the label, or {label_hint} (or pass on_bad_rows='skip')",
         )
     return joined, pair, label
+
+
+def _empty(path: str | Path, line: int, field: str, column: str, what: str) -> DataError:
+    return DataError(
+        f"empty {field}",
+        path=str(path),
+        line=line,
+        column=column,
+        hint=f"remove the row or fill in {what} (or pass on_bad_rows='skip')",
+    )
 
 
 def _rows_from_jsonl(

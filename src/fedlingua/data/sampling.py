@@ -3,6 +3,9 @@
 Every function takes its own `random.Random`, seeded by the caller from a string such as
 "cldr:0:fr": Python seeds a Random from a str deterministically (not via hash()), so a
 language's draw does not depend on which other languages are loaded or on PYTHONHASHSEED.
+Training derives integer seeds with `runtime.derive_seed` (sha256 of "/"-joined parts)
+instead; the two schemes stay separate because merging them would change every split,
+sample and client partition drawn so far.
 """
 
 from __future__ import annotations

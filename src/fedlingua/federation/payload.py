@@ -64,9 +64,12 @@ def serialize(content: RecordDict) -> bytes:
 
 
 def deserialize(blob: bytes) -> RecordDict:
-    proto = ProtoRecordDict()
-    proto.ParseFromString(blob)
-    return recorddict_from_proto(proto)
+    try:
+        proto = ProtoRecordDict()
+        proto.ParseFromString(blob)
+        return recorddict_from_proto(proto)
+    except Exception as exc:  # protobuf DecodeError, or a record Flower cannot rebuild
+        raise PayloadError(f"undecodable message: {type(exc).__name__}: {exc}") from exc
 
 
 def payload_bytes(content: RecordDict) -> int:

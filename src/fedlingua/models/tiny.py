@@ -16,7 +16,7 @@ from collections import Counter
 import torch
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from fedlingua.models.loading import Backbone
+from fedlingua.models.backbone import Backbone
 
 TINY_MODEL = "tiny"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, as in XLM-R

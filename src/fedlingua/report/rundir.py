@@ -9,7 +9,9 @@
     report.md          the per-language table
 
 A checkpoint round folder is complete before `latest.json` points at it, so a
-crash at any moment leaves the previous round resumable.
+crash at any moment leaves the previous round resumable. A checkpoint that is
+damaged anyway (truncated copy, edited by hand) raises `CheckpointError` naming the
+file, never a KeyError or a safetensors traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from fedlingua.io import (
+    CorruptFileError,
     append_jsonl,
     load_tensors,
     read_json,
@@ -37,12 +40,24 @@ def _flatten(states: States) -> dict[str, torch.Tensor]:
     return {f"{model}::{name}": t for model, state in states.items() for name, t in state.items()}
 
 
-def _unflatten(flat: dict[str, torch.Tensor]) -> States:
+class CheckpointError(CorruptFileError):
+    """A run directory's checkpoint or saved tensors cannot be resumed from."""
+
+
+def _unflatten(flat: dict[str, torch.Tensor], path: Path) -> States:
     states: States = {}
     for key, t in flat.items():
-        model, _, name = key.partition("::")
+        model, sep, name = key.partition("::")
+        if not sep:
+            raise CheckpointError(path, f"tensor {key!r} is not named '<model>::<name>'")
         states.setdefault(model, {})[name] = t
     return states
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise CheckpointError(path, "missing: the checkpoint is incomplete")
+    return path
 
 
 class RunDir:
@@ -68,7 +83,11 @@ class RunDir:
 
     def truncate_metrics(self, last_round: int) -> list[dict]:
         """Drop metric lines past the last checkpointed round (they will be redone)."""
-        kept = [m for m in self.metrics() if m["round"] <= last_round]
+        records = self.metrics()
+        for number, m in enumerate(records, start=1):
+            if not isinstance(m, dict) or not _is_round(m.get("round")):
+                raise CheckpointError(self.path / "metrics.jsonl", f"record {number}: no 'round'")
+        kept = [m for m in records if m["round"] <= last_round]
         write_text(self.path / "metrics.jsonl", "".join(_dumps(m) for m in kept))
         return kept
 
@@ -83,10 +102,10 @@ class RunDir:
         write_text(self.path / "report.md", text)
 
     def save_states(self, filename: str, states: States) -> None:
-        save_tensors(self.path / filename, _flatten(states))
+        save_tensors(self.path / filename, _flatten(states), checksum=True)
 
     def load_states(self, filename: str) -> States:
-        return _unflatten(load_tensors(self.path / filename))
+        return _unflatten(load_tensors(self.path / filename), self.path / filename)
 
     # ---- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(
@@ -100,16 +119,19 @@ class RunDir:
         folder = ckpt / f"round-{server_round:04d}"
         if folder.exists():
             shutil.rmtree(folder)
-        save_tensors(folder / "state.safetensors", _flatten(states))
+        save_tensors(folder / "state.safetensors", _flatten(states), checksum=True)
         server_flat = {
             f"{model}::{k}": torch.from_numpy(np.ascontiguousarray(v))
             for model, flat in server_states.items()
             for k, v in flat.items()
         }
         if server_flat:  # stateless strategies (FedAvg...) have nothing to save
-            save_tensors(folder / "server.safetensors", server_flat)
+            save_tensors(folder / "server.safetensors", server_flat, checksum=True)
         write_json(folder / "progress.json", progress)
-        write_json(ckpt / "latest.json", {"round": server_round, "folder": folder.name})
+        # "server" tells a resume whether server.safetensors must be there (else a lost file
+        # would silently reset FedAdam/FedYogi moments).
+        latest = {"round": server_round, "folder": folder.name, "server": bool(server_flat)}
+        write_json(ckpt / "latest.json", latest)
         for old in ckpt.glob("round-*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
@@ -118,15 +140,42 @@ class RunDir:
         latest = self.path / "checkpoint" / "latest.json"
         if not latest.exists():
             return None
-        info = read_json(latest)
-        folder = self.path / "checkpoint" / info["folder"]
-        states = _unflatten(load_tensors(folder / "state.safetensors"))
-        server: dict[str, dict[str, np.ndarray]] = {}
+        server_round, has_server = _read_latest(latest)
+        folder = self.path / "checkpoint" / f"round-{server_round:04d}"
+        state_file = _require(folder / "state.safetensors")
+        states = _unflatten(load_tensors(state_file), state_file)
         server_file = folder / "server.safetensors"
-        for key, t in (load_tensors(server_file) if server_file.exists() else {}).items():
-            model, _, name = key.partition("::")
-            server.setdefault(model, {})[name] = t.numpy()
-        return int(info["round"]), states, server, read_json(folder / "progress.json")
+        if has_server:  # None: written before the flag existed, the file may be absent
+            _require(server_file)
+        server_flat = load_tensors(server_file) if server_file.exists() else {}
+        try:
+            server = {
+                model: {name: t.numpy() for name, t in flat.items()}
+                for model, flat in _unflatten(server_flat, server_file).items()
+            }
+        except TypeError as exc:  # a dtype numpy lacks (bfloat16): not what save_checkpoint wrote
+            raise CheckpointError(server_file, f"unexpected tensor type ({exc})") from None
+        progress = read_json(_require(folder / "progress.json"))
+        if not isinstance(progress, dict):
+            raise CheckpointError(folder / "progress.json", "expected a JSON object")
+        return server_round, states, server, progress
+
+
+def _is_round(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _read_latest(latest: Path) -> tuple[int, bool | None]:
+    """The round latest.json points at, and whether that round saved server state. The
+    folder name must be the one save_checkpoint writes (so a damaged pointer can never lead
+    outside the checkpoint folder)."""
+    info = read_json(latest)
+    if not isinstance(info, dict) or not _is_round(info.get("round")):
+        raise CheckpointError(latest, 'expected {"round": N, "folder": "round-NNNN", ...}')
+    server_round, has_server = info["round"], info.get("server")
+    if info.get("folder") != f"round-{server_round:04d}" or has_server not in (True, False, None):
+        raise CheckpointError(latest, 'expected {"round": N, "folder": "round-NNNN", ...}')
+    return server_round, has_server
 
 
 def _dumps(record: dict) -> str:

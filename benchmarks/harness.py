@@ -1,0 +1,65 @@
+"""What the benchmark scripts share: building a run as the engine does, timing the engine's own
+client update, and writing a results file pair.
+
+Benchmarks time and call the engine's functions; they never re-implement a training step.
+The scripts run as `.venv/bin/python benchmarks/<name>.py`, which puts this folder first on
+sys.path, so `import harness` finds this module from a fresh clone.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # fedlingua is imported where used: writing results needs no torch
+    from fedlingua.config import RunConfig
+    from fedlingua.data import EncodedSplit
+    from fedlingua.training import UpdateResult, Workbench
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WARMUP_STEPS = 2  # the first steps of a process warm up allocators and kernels
+
+
+def client_updates(
+    bench: Workbench, cfg: RunConfig, data: EncodedSplit, seeds: Iterable[int]
+) -> tuple[float, list[UpdateResult]]:
+    """One engine client update (`local_update`: one epoch over `data`, the run config's
+    learning rate, weight decay, clipping and batch size, the workbench's precision) per
+    seed, each from the same starting state, after a discarded warm-up update of
+    WARMUP_STEPS steps. Returns (seconds of the warm-up update, the measured updates)."""
+    from fedlingua.training import local_update
+
+    t = cfg.train
+    start = bench.get_state()
+    hyper = {
+        "epochs": 1,
+        "batch_size": t.batch_size,
+        "lr": t.lr or bench.method.default_lr,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+    }
+    warm = local_update(bench, start, data, seed=cfg.seed, max_steps=WARMUP_STEPS, **hyper)
+    return warm.compute_s, [local_update(bench, start, data, seed=s, **hyper) for s in seeds]
+
+
+def update_rates(results: list[UpdateResult]) -> dict:
+    """Per-step time and samples/s of one-epoch updates (medians over the updates): every
+    example is trained on once per update, in `steps` optimizer steps."""
+    return {
+        "median_step_s": statistics.median(r.compute_s / r.steps for r in results),
+        "samples_per_s": statistics.median(r.num_examples / r.compute_s for r in results),
+        "steps_measured": sum(r.steps for r in results),
+        "updates_measured": len(results),
+    }
+
+
+def write_results(name: str, data: dict, lines: list[str], folder: Path = RESULTS) -> None:
+    """Write `<name>.json` (the figures) and `<name>.md` (the report lines) into `folder`
+    and print the report."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (folder / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
