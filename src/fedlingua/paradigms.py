@@ -168,12 +168,13 @@ def _federations(
             f"federation.min_clients={cfg.federation.min_clients} but the config makes only "
             f"{len(prep.clients)} clients: no round could ever aggregate"
         )
-    from fedlingua.privacy import dp, secagg
+    from fedlingua.federation import secagg
+    from fedlingua.privacy.dp import DPPlan, client_mods
     from fedlingua.privacy.payload import payload_log_mods
 
     lr = cfg.train.lr or bench.method.default_lr
     init = bench.get_state()
-    z = dp.noise_multiplier(cfg)
+    plan = DPPlan.of(cfg)
     feds = {}
     secure = cfg.privacy.secure_aggregation
     for name, sites in _sites(cfg, prep).items():
@@ -185,7 +186,7 @@ def _federations(
                 for i, site in enumerate(sites)
             }
             # the mods a Flower ClientApp applies: payload log (outermost), DP
-            fed_grid = InProcessGrid(handlers, mods=payload_log_mods() + dp.client_mods(cfg))
+            fed_grid = InProcessGrid(handlers, mods=payload_log_mods() + client_mods(cfg))
             names = {i + 1: s.client_id for i, s in enumerate(sites)}
         else:  # Flower's grid (the ServerApp): its SuperNodes play the clients
             fed_grid, names = grid, dict(node_names or {})
@@ -210,7 +211,7 @@ def _federations(
             continue
         feds[name] = Federation(
             name,
-            make_strategy(fed_cfg, len(sites), cfg.privacy, z),
+            make_strategy(fed_cfg, len(sites), equal_weights=plan.equal_weights, wrap=plan.wrap),
             fed_grid,
             {k: v.clone() for k, v in init.items()},
             lambda rnd, c=base_config: ConfigRecord(dict(c)),
@@ -219,7 +220,7 @@ def _federations(
             timeout=fed_cfg.round_timeout,
             min_clients=fed_cfg.min_clients,
             measure=cfg.paradigm == "federated",
-            seed_noise=cfg.privacy.dp.startswith("central") and cfg.privacy.seeded_noise,
+            seed_noise=plan.seed_server_noise,
         )
     return feds
 

@@ -12,7 +12,7 @@ import pytest
 
 import fedlingua.paradigms as paradigms
 from fedlingua.data.synthetic import write_marker_dataset
-from fedlingua.flower_app.faults import corrupting
+from fedlingua.federation.faults import corrupting
 
 LANGUAGES = ["fr", "sw", "ha", "yo", "lg"]
 
