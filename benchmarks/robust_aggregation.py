@@ -4,7 +4,7 @@ One client of five sends, every round, either its update scaled by 100 or Gaussi
 noise (std 1) in place of its tensors: well-formed replies (right names, shapes,
 finite values) that pass the server's validation, so only the aggregation rule can
 defend. Each row is a full in-process federated run (same seed, same data, same
-initial model); the attacker is injected with `fedlingua.flower_app.faults.corrupting`
+initial model); the attacker is injected with `fedlingua.federation.faults.corrupting`
 around the client update, exactly what a `fedlingua-fault` SuperNode sends.
 
 Data: the synthetic multilingual marker-word task (`fedlingua.data.synthetic`: CLDR
@@ -39,7 +39,7 @@ def run_one(data: Path, out: str, strategy: str, attack: str | None, rounds: int
     from fedlingua.config import RunConfig
     from fedlingua.engine import run
     from fedlingua.federation.client import handle_train
-    from fedlingua.flower_app.faults import corrupting
+    from fedlingua.federation.faults import corrupting
 
     cfg = RunConfig.load(
         None,

@@ -18,7 +18,7 @@
 #       long-running ClientApp worker (fedlingua.flower_app.worker), so rounds do not pay a
 #       fresh process, imports and model load; subprocess: Flower's default, one
 #       `flwr-clientapp` process per message. --fault I=KIND makes node I corrupt its
-#       replies (fault injection for tests, see fedlingua/flower_app/faults.py).
+#       replies (fault injection for tests, see fedlingua/federation/faults.py).
 #   scripts/federation.sh run [--dir DIR] [--config RUN.toml] [--overrides "k=v; k=v"]
 #                             [--resume RUN_DIR] [--timeout S]
 #       `flwr run` of the fedlingua Flower App on this federation, streaming its log until

@@ -16,6 +16,7 @@ from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fedlingua.config import ConfigError, FederationConfig, RunConfig
+from fedlingua.federation.faults import KINDS, corrupt, parse_fault
 from fedlingua.federation.grid import InProcessGrid
 from fedlingua.federation.payload import (
     ARRAYS_KEY,
@@ -26,7 +27,6 @@ from fedlingua.federation.payload import (
 )
 from fedlingua.federation.server import Federation
 from fedlingua.federation.strategies import make_strategy
-from fedlingua.flower_app.faults import KINDS, corrupt, parse_fault
 
 INIT = {"w": torch.zeros(2, 3), "b": torch.zeros(3)}
 EXPECTED = {k: tuple(v.shape) for k, v in INIT.items()}

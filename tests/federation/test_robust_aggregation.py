@@ -13,7 +13,7 @@ import pytest
 from fedlingua.data.synthetic import write_marker_dataset
 from fedlingua.engine import run
 from fedlingua.federation.client import handle_train
-from fedlingua.flower_app.faults import corrupting
+from fedlingua.federation.faults import corrupting
 
 LANGUAGES = ["fr", "sw", "ha", "yo", "lg"]
 

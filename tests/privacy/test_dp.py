@@ -17,6 +17,7 @@ from fedlingua.federation.payload import ARRAYS_KEY, METRICS_KEY, state_to_recor
 from fedlingua.federation.server import Federation
 from fedlingua.federation.strategies import make_strategy
 from fedlingua.privacy.accounting import calibrate_noise, gaussian_epsilon
+from fedlingua.privacy.dp import DPPlan
 
 
 # ---- config ----------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ def test_central_fixed_clips_weighs_clients_equally_and_adds_calibrated_noise(cl
         mods = [fixedclipping_mod]
     fed = Federation(
         "global",
-        make_strategy(FederationConfig(), 2, privacy, z),
+        make_strategy(FederationConfig(), 2, equal_weights=True, wrap=DPPlan(privacy, z).wrap),
         InProcessGrid(handlers, mods=mods),
         {"w": torch.zeros(D)},
         lambda rnd: ConfigRecord({"lr": 0.1}),
@@ -114,7 +115,9 @@ def test_noise_is_seeded_per_round_and_the_same_on_every_run():
     def one_round(seed: int) -> np.ndarray:
         fed = Federation(
             "global",
-            make_strategy(FederationConfig(), 1, privacy, 1.0),
+            make_strategy(
+                FederationConfig(), 1, equal_weights=True, wrap=DPPlan(privacy, 1.0).wrap
+            ),
             InProcessGrid({1: lambda content: _reply(0.5, 5)}),
             {"w": torch.zeros(D)},
             lambda rnd: ConfigRecord({}),

@@ -25,8 +25,8 @@ from fedlingua.config import PrivacyConfig
 from fedlingua.engine import load_final_states, run
 from fedlingua.federation.client import drops_out
 from fedlingua.federation.grid import InProcessGrid
+from fedlingua.federation.secagg import SecAggFederation, secagg_client_mods
 from fedlingua.privacy.payload import ENV, Declared, audit_log, audit_secagg_reply
-from fedlingua.privacy.secagg import SecAggFederation, secagg_client_mods
 
 SHAPES = {"w": (40, 25), "b": (25,)}
 

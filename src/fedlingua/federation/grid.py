@@ -1,8 +1,10 @@
 """An in-process Flower `Grid`: the default simulation, with no Ray, sockets or extra processes.
 
 It implements the same `Grid` interface Flower's ServerApp drives, so the
-server loop and the Flower strategies run unchanged; `send_and_receive`
-simply calls each addressed client's handler in this process. All simulated
+server loop and the Flower strategies run unchanged: `push_messages` queues the
+messages (each gets a message id, as on Flower's grids) and `pull_messages` delivers
+them, calling each addressed client's handler in this process, so the server polls
+this grid exactly as it polls Flower's. All simulated
 clients share the one workbench (frozen backbone) of the process. A handler
 that raises becomes an error reply, exactly as a failing ClientApp does under
 Flower, and the strategy aggregates what arrived.
@@ -17,14 +19,15 @@ receive, and a server may address one content object to many nodes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 
-from flwr.app import Context, Error, Message, RecordDict
-from flwr.common.constant import ErrorCode
+from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
+
+from fedlingua.federation.mods import Mod, compose, error_reply
+from fedlingua.federation.payload import deserialize, serialize
 
 Handler = Callable[[RecordDict], RecordDict]
 
@@ -32,9 +35,7 @@ Handler = Callable[[RecordDict], RecordDict]
 class InProcessGrid(Grid):
     """Nodes 1..N, each a local handler; messages are delivered by direct calls."""
 
-    def __init__(self, handlers: dict[int, Handler], mods: Sequence = ()) -> None:
-        from fedlingua.privacy.dp import compose
-
+    def __init__(self, handlers: dict[int, Handler], mods: Sequence[Mod] = ()) -> None:
         self._handlers = dict(handlers)
         self._copy = bool(mods)
         self._contexts = {
@@ -58,8 +59,8 @@ class InProcessGrid(Grid):
                 getattr(TaskIdentity, attr)
             except RuntimeError:
                 setattr(TaskIdentity, attr, 0)
-        self.client_seconds: dict[int, float] = {}
         self._pending: dict[str, Message] = {}
+        self._sent = 0  # messages pushed so far: the next message id
 
     def set_run(self, run: Run) -> None:
         self._run = run
@@ -75,36 +76,34 @@ class InProcessGrid(Grid):
         return list(self._handlers)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Queue `messages`; each gets a message id (as Flower's grids give one), which its
+        reply's `reply_to_message_id` names."""
         ids = []
-        for i, msg in enumerate(messages):
-            key = f"{msg.metadata.dst_node_id}-{len(self._pending)}-{i}"
+        for msg in messages:
+            self._sent += 1
+            key = str(self._sent)
+            msg.metadata.__dict__["_message_id"] = key  # how Flower's own grids set it
             self._pending[key] = msg
             ids.append(key)
         return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return [self._deliver(self._pending.pop(mid)) for mid in message_ids]
+        """Deliver the queued messages `message_ids` names, in that order; their replies."""
+        return [
+            self._deliver(self._pending.pop(mid)) for mid in message_ids if mid in self._pending
+        ]
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout=None) -> Iterable[Message]:
-        self.client_seconds = {}
         return self.pull_messages(self.push_messages(messages))
 
     def _deliver(self, msg: Message) -> Message:
         node = msg.metadata.dst_node_id
-        start = time.perf_counter()
         if self._copy:
             msg = _wire_copy(msg)
         try:
-            reply = self._apps[node](msg, self._contexts[node])
+            return self._apps[node](msg, self._contexts[node])
         except Exception as exc:  # a failing mod: an error reply too
-            reply = _error_reply(msg, exc)
-        self.client_seconds[node] = time.perf_counter() - start
-        return reply
-
-
-def _error_reply(msg: Message, exc: Exception) -> Message:
-    error = Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(exc).__name__}: {exc}")
-    return Message(error, reply_to=msg)
+            return error_reply(msg, exc)
 
 
 def _call(handler: Handler, msg: Message) -> Message:
@@ -113,11 +112,9 @@ def _call(handler: Handler, msg: Message) -> Message:
     try:
         return Message(handler(msg.content), reply_to=msg)
     except Exception as exc:
-        return _error_reply(msg, exc)
+        return error_reply(msg, exc)
 
 
 def _wire_copy(msg: Message) -> Message:
     """`msg` with its own copy of the content, as a node receives it over the wire."""
-    from fedlingua.federation.payload import deserialize, serialize
-
     return Message(content=deserialize(serialize(msg.content)), metadata=msg.metadata)

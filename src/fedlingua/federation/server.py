@@ -1,12 +1,18 @@
 """The server side of a round, written once: Flower strategy + any Grid.
 
 `Federation.step` samples clients, sends the global trainable tensors,
-collects replies through the grid (in-process or Flower's), rejects malformed
-tensors, aggregates with the Flower strategy and measures every payload. A
-round in which no client replied keeps the previous global state. It also
-records the L2 norm of every client's update (what a DP clipping norm is chosen
-against) and, under a DP wrapper, the clipping norm the round used. The same
-object runs inside the in-process simulation and inside the Flower ServerApp.
+collects replies through the grid (in-process or Flower's: both are polled the
+same way), rejects malformed tensors, aggregates with the Flower strategy and
+measures every payload. A round in which no client replied keeps the previous
+global state. It also records the L2 norm of every client's update (what a DP
+clipping norm is chosen against) and, when the strategy clips (a DP wrapper,
+which has a `clipping_norm`), the clipping norm the round used. The same object
+runs inside the in-process simulation and inside the Flower ServerApp.
+
+A round's protocol is one: seed the round, exchange, account every client in a
+`RoundOutcome`, adopt the aggregate. `Federation._round` is the plain exchange of
+fedlingua's records; `fedlingua.federation.secagg.SecAggFederation` replaces only
+that step with Flower's SecAgg+ workflow.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +40,6 @@ from fedlingua.federation.payload import (
     state_to_record,
 )
 from fedlingua.federation.strategies import restore_strategy_state, strategy_state
-from fedlingua.privacy.dp import current_clipping_norm
 from fedlingua.runtime import derive_seed
 
 State = dict[str, torch.Tensor]
@@ -62,6 +67,12 @@ class RoundOutcome:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def count(self, who: str, examples: int, metrics: Mapping) -> None:
+        """`who`'s update entered the aggregate: its examples and reported compute time."""
+        self.succeeded.append(who)
+        self.client_compute_s[who] = float(metrics.get("compute-s", 0.0))
+        self.num_examples += int(examples)
 
 
 def _distance(a: State, b: State) -> float:
@@ -117,29 +128,56 @@ class Federation:
         random.seed(derive_seed("sample", self.seed, self.name, server_round))
         if self.seed_noise:  # Flower's DP wrappers draw their noise from np.random
             np.random.seed(derive_seed("server-noise", self.seed, self.name, server_round))
+        self._round(out)
+        out.seconds = time.perf_counter() - start
+        return out
+
+    def _round(self, out: RoundOutcome) -> None:
+        """Configure, exchange, check the replies, aggregate (all recorded in `out`)."""
         connected = len(list(self.grid.get_node_ids()))
         if connected < self.min_clients:
-            out.skipped = (
-                f"quorum not met: {connected} client(s) connected, "
-                f"federation.min_clients={self.min_clients}"
-            )
-            log.warning("%s round %d skipped: %s", self.name, server_round, out.skipped)
-            out.seconds = time.perf_counter() - start
-            return out
-        arrays = state_to_record(self.state)
+            self._skip(out, f"{connected} client(s) connected")
+            return
         messages = list(
             self.strategy.configure_train(
-                server_round, arrays, self.config(server_round), self.grid
+                out.server_round,
+                state_to_record(self.state),
+                self.config(out.server_round),
+                self.grid,
             )
         )
+        self._measure_down(out, messages)
+        valid = self._check_replies(out, messages, self._exchange(messages))
+        out.sampled = sorted(set(out.bytes_down))
+        clipping_norm = getattr(self.strategy, "clipping_norm", None)
+        out.clipping_norm = None if clipping_norm is None else float(clipping_norm)
+        if len(valid) < self.min_clients:
+            self._skip(out, f"{len(valid)} valid repl{'y' if len(valid) == 1 else 'ies'}")
+            return
+        agg_arrays, agg_metrics = self.strategy.aggregate_train(out.server_round, valid)
+        if agg_arrays is not None:
+            self._adopt(record_to_state(agg_arrays), out)
+        if agg_metrics is not None and "train-loss" in agg_metrics:
+            out.train_loss = float(agg_metrics["train-loss"])
+
+    def _skip(self, out: RoundOutcome, why: str) -> None:
+        """The round does not aggregate: fewer than `min_clients` took part."""
+        out.skipped = f"quorum not met: {why}, federation.min_clients={self.min_clients}"
+        log.warning("%s round %d skipped: %s", self.name, out.server_round, out.skipped)
+
+    def _measure_down(self, out: RoundOutcome, messages: list[Message]) -> None:
+        """Bytes sent to each sampled node (one content object addressed to many: measured once)."""
         sizes: dict[int, int] = {}
         for msg in messages:
-            node = msg.metadata.dst_node_id
             content_id = id(msg.content)
             if self.measure:
                 sizes.setdefault(content_id, payload_bytes(msg.content))
-            out.bytes_down[self._who(node)] = sizes.get(content_id, 0)
-        replies = self._exchange(messages)
+            out.bytes_down[self._who(msg.metadata.dst_node_id)] = sizes.get(content_id, 0)
+
+    def _check_replies(
+        self, out: RoundOutcome, messages: list[Message], replies: list[Message]
+    ) -> list[Message]:
+        """The replies that may be aggregated; every other sampled node's failure in `out`."""
         answered = {self._source(r) for r in replies}
         for msg in messages:
             node = msg.metadata.dst_node_id
@@ -147,8 +185,7 @@ class Federation:
                 out.failed[self._who(node)] = "no reply before the timeout"
         valid = []
         for reply in replies:
-            node = self._source(reply)
-            who = self._who(node, reply)
+            who = self._who(self._source(reply), reply)
             if reply.has_error():
                 out.failed[who] = reply.error.reason
                 continue
@@ -162,33 +199,14 @@ class Federation:
             except (KeyError, TypeError, ValueError, PayloadError) as exc:
                 out.failed[who] = f"rejected reply: {exc}"
                 log.warning(
-                    "%s round %d: rejected reply from %s: %s", self.name, server_round, who, exc
+                    "%s round %d: rejected reply from %s: %s", self.name, out.server_round, who, exc
                 )
                 continue
             valid.append(reply)
-            out.succeeded.append(who)
             metrics = reply.content[METRICS_KEY]
-            out.client_compute_s[who] = float(metrics.get("compute-s", 0.0))
-            out.num_examples += int(metrics["num-examples"])
+            out.count(who, metrics["num-examples"], metrics)
             out.update_norm[who] = _distance(received, self.state)
-        out.sampled = sorted(set(out.bytes_down))
-        out.clipping_norm = current_clipping_norm(self.strategy)
-        if len(valid) < self.min_clients:
-            out.skipped = (
-                f"quorum not met: {len(valid)} valid repl{'y' if len(valid) == 1 else 'ies'}, "
-                f"federation.min_clients={self.min_clients}"
-            )
-            log.warning("%s round %d skipped: %s", self.name, server_round, out.skipped)
-        else:
-            agg_arrays, agg_metrics = self.strategy.aggregate_train(server_round, valid)
-            if agg_arrays is not None:
-                new = record_to_state(agg_arrays, self.expected)
-                self.state = {k: new[k] for k in self.state}
-                out.updated = True
-            if agg_metrics is not None and "train-loss" in agg_metrics:
-                out.train_loss = float(agg_metrics["train-loss"])
-        out.seconds = time.perf_counter() - start
-        return out
+        return valid
 
     def _source(self, reply: Message) -> int:
         """The node a reply is about: an error the SuperLink makes for an unavailable node
@@ -198,22 +216,17 @@ class Federation:
     def _exchange(self, messages: list[Message]) -> list[Message]:
         """Send the round's messages; collect replies until all arrived or `timeout` passed.
 
-        On a Flower grid this polls every `poll_s` seconds (Flower's own `send_and_receive`
-        sleeps 3 s between polls, which every round would pay). The in-process grid
-        answers at once.
+        This polls every `poll_s` seconds (Flower's own `send_and_receive` sleeps 3 s
+        between polls, which every round would pay); the in-process grid delivers on the
+        first poll. Replies are pulled in the order the messages were sent.
         """
-        from fedlingua.federation.grid import InProcessGrid
-
-        self._sent = {}
-        if isinstance(self.grid, InProcessGrid):
-            return list(self.grid.send_and_receive(messages, timeout=self.timeout))
         ids = list(self.grid.push_messages(messages))
         self._sent = {i: m.metadata.dst_node_id for i, m in zip(ids, messages, strict=False) if i}
         pending = set(self._sent)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         replies: list[Message] = []
         while pending:
-            got = list(self.grid.pull_messages(sorted(pending)))
+            got = list(self.grid.pull_messages([i for i in ids if i in pending]))
             replies += got
             pending -= {m.metadata.reply_to_message_id for m in got}
             if not pending or (deadline is not None and time.monotonic() >= deadline):
@@ -221,11 +234,17 @@ class Federation:
             time.sleep(self.poll_s)
         return replies
 
+    def _adopt(self, state: State, out: RoundOutcome | None = None) -> None:
+        """Make `state` (checked against the expected tensors) the global state."""
+        check_state(state, self.expected)
+        self.state = {k: state[k] for k in self.state}
+        if out is not None:
+            out.updated = True
+
     # ---- checkpointing ----------------------------------------------------------------------
     def server_state(self) -> dict[str, np.ndarray]:
         return strategy_state(self.strategy)
 
     def restore(self, state: State, server_state: dict[str, np.ndarray]) -> None:
-        check_state(state, self.expected)
-        self.state = {k: state[k] for k in self.state}
+        self._adopt(state)
         restore_strategy_state(self.strategy, server_state)

@@ -1,13 +1,14 @@
 """The Flower App: fedlingua's federated run under Flower (simulation or SuperLink + SuperNodes).
 
-    server_app.py  ServerApp: `fedlingua.paradigms.run` with Flower's grid (run-config
+    server_app.py  ServerApp: `fedlingua.engine.run` with Flower's grid (run-config
                    `resume`: continue a run directory after the server died)
     client_app.py  ClientApp: `fedlingua.federation.client.handle_train` per SuperNode
-    task.py        what both read: the run config, the prepared data, the node's client
+    task.py        what both read: the run config, the built experiment, the node's client
     worker.py      a long-running ClientApp process for `flower-supernode --isolation
                    process`: no fresh process, imports and model load per message
-    faults.py      fault injection (`fedlingua-fault` in a node's node config): a node
-                   that sends scaled, random, wrong-shaped, NaN or pickled tensors
+
+Fault injection (`fedlingua-fault` in a node's node config: a node that sends scaled,
+random, wrong-shaped, NaN or pickled tensors) is `fedlingua.federation.faults`.
 
 The App is declared in the repository's own pyproject.toml (`[tool.flwr.app]`), so
 `flwr run .` from the repository root builds it. The FAB packs pyproject.toml and

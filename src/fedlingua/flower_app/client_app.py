@@ -6,9 +6,9 @@ node's client id and language. The node's `partition-id` selects the client
 (see `fedlingua.flower_app.task`). Each ClientApp process computes with one
 torch thread: several clients share the machine's cores.
 
-A handler that raises replies with an error message whose reason is
-"<exception type>: <message>", as the in-process grid does, so a simulated
-client dropout or a config mismatch reads the same in metrics.jsonl under both.
+A handler that raises replies with the error reply the in-process grid makes
+(`fedlingua.federation.mods.error_reply`), so a simulated client dropout or a
+config mismatch reads the same in metrics.jsonl under both.
 
 The handlers run inside the same client mods the in-process grid applies: the
 payload log (`FEDLINGUA_PAYLOAD_LOG`, outermost: it records what leaves) and the
@@ -20,16 +20,16 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
 
 from fedlingua.federation.client import ClientDropout, ClientSite
-from fedlingua.flower_app.faults import fault_injection
+from fedlingua.federation.faults import fault_injection
+from fedlingua.federation.mods import compose, error_reply
+from fedlingua.federation.secagg import dispatch
 from fedlingua.flower_app.task import ClientTask, client_task, identity, load_run_config
-from fedlingua.privacy.dp import client_mods, compose
+from fedlingua.privacy.dp import client_mods
 from fedlingua.privacy.payload import payload_log_mods
-from fedlingua.privacy.secagg import dispatch
 from fedlingua.runtime import configure_threads
 
 app = ClientApp()
@@ -48,8 +48,7 @@ def _reply(msg: Message, work: Callable[[], RecordDict]) -> Message:
     except Exception as exc:  # the error reply the in-process grid makes for a failing client
         if not isinstance(exc, ClientDropout):
             traceback.print_exc()  # the node's log keeps the traceback
-        reason = f"{type(exc).__name__}: {exc}"
-        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=msg)
+        return error_reply(msg, exc)
 
 
 @app.query()
@@ -79,8 +78,7 @@ def _reply_from(msg: Message, call: Callable[[], Message]) -> Message:
         return call()
     except Exception as exc:
         traceback.print_exc()
-        reason = f"{type(exc).__name__}: {exc}"
-        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=msg)
+        return error_reply(msg, exc)
 
 
 def _logged(app_fn: Callable[[Message, Context], Message]) -> Callable[[Message, Context], Message]:

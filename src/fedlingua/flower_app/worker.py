@@ -45,11 +45,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from flwr.app import Error, Message
 from flwr.cli.install import install_from_fab
 from flwr.clientapp import ClientApp
 from flwr.clientapp.utils import get_load_client_app_fn
-from flwr.common.constant import ErrorCode, SubStatus
+from flwr.common.constant import SubStatus
 from flwr.proto.runtime_pb2 import (  # pylint: disable=E0611
     AcquireTaskRequest,
     SendTaskHeartbeatRequest,
@@ -68,6 +67,8 @@ from flwr.supernode.runtime.run_clientapp import (
     push_message,
     push_task_output,
 )
+
+from fedlingua.federation.mods import error_reason, error_reply
 
 log = logging.getLogger("fedlingua.worker")
 
@@ -173,10 +174,9 @@ class Worker:
             status, details = SubStatus.COMPLETED, ""
         except Exception as exc:  # the task fails, the worker goes on
             log.exception("ClientApp task failed")
-            details = f"{type(exc).__name__}: {exc}"
+            details = error_reason(exc)
             if message is not None:
-                error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=details)
-                reply = Message(error, reply_to=message)
+                reply = error_reply(message, exc)
         finally:
             try:
                 if reply is not None and context is not None:

@@ -1,8 +1,11 @@
-"""Privacy you can measure: payload and leakage audits, differential privacy, secure aggregation.
+"""Privacy as policy and audit: what a run may release, and checks of what it did release.
 
-payload.py     the payload log (every client message, as sent) and its audit
-audit.py       `fedlingua audit <run-dir>`: loss-based membership inference, AUC and TPR
-dp.py          client-level DP through Flower's strategy wrappers and client mods
-accounting.py  (epsilon, delta): exact Gaussian composition, RDP of the sampled Gaussian
-secagg.py      Flower SecAgg+: the server obtains only the sum of the clients' updates
+    dp.py          client-level DP: the plan a run's federations follow (noise multiplier,
+                   Flower's strategy wrappers, client mods) and the (epsilon, delta) it spent
+    accounting.py  (epsilon, delta) of composed Gaussian releases, and noise calibration
+    payload.py     the payload log (every client message, as sent) and its audit
+    audit.py       `fedlingua audit <run-dir>`: loss-based membership inference, AUC and TPR
+
+How messages travel (plain rounds, SecAgg+) is `fedlingua.federation`'s: privacy imports
+federation, never the reverse.
 """

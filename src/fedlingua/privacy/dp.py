@@ -23,8 +23,11 @@ in the C-ball. LocalDpMod is parameterised by a per-release (epsilon, delta); th
 derived from z so that its noise has exactly that standard deviation.
 
 The noise multiplier is `privacy.noise_multiplier`, or calibrated to `privacy.epsilon`
-for `federation.rounds` releases. `account` reports the (epsilon, delta) a finished run
-spent (exact composition of Gaussian mechanisms, `fedlingua.privacy.accounting`).
+for `federation.rounds` releases. `DPPlan.of(cfg)` is what a run's federations need from
+all this, as plain values: equal client weights, the strategy wrapper, whether to seed the
+server's noise (the client mods come from `client_mods`). `account` reports the
+(epsilon, delta) a finished run spent (exact composition of Gaussian mechanisms,
+`fedlingua.privacy.accounting`).
 With `privacy.seeded_noise` (the default) every noise draw derives from the run seed, so
 runs are reproducible and the in-process and Flower paths add the same noise; a
 deployment should set it to false.
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from flwr.app import Context, Message
@@ -44,23 +47,14 @@ from flwr.serverapp.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     DifferentialPrivacyServerSideAdaptiveClipping,
     DifferentialPrivacyServerSideFixedClipping,
-    FedAvg,
     Strategy,
 )
 
 from fedlingua.config import PrivacyConfig, RunConfig
+from fedlingua.federation.mods import App, Mod
+from fedlingua.federation.secagg import secagg_client_mods
 from fedlingua.privacy.accounting import calibrate_noise, gaussian_epsilon
 from fedlingua.runtime import derive_seed, flower_log_level
-
-UNIT_WEIGHT_KEY = "dp-unit-weight"
-DP_WRAPPERS = (
-    DifferentialPrivacyServerSideFixedClipping,
-    DifferentialPrivacyClientSideFixedClipping,
-    DifferentialPrivacyServerSideAdaptiveClipping,
-    DifferentialPrivacyClientSideAdaptiveClipping,
-)
-
-Mod = Callable[[Message, Context, Callable[[Message, Context], Message]], Message]
 
 
 def noise_multiplier(cfg: RunConfig) -> float | None:
@@ -74,24 +68,39 @@ def noise_multiplier(cfg: RunConfig) -> float | None:
     return calibrate_noise(p.epsilon, cfg.federation.rounds, p.delta)
 
 
+@dataclass(frozen=True)
+class DPPlan:
+    """What differential privacy asks of a run's federations, as plain values.
+
+    `equal_weights` and `wrap` are `fedlingua.federation.strategies.make_strategy`'s
+    arguments, `seed_server_noise` is `Federation`'s `seed_noise`.
+    """
+
+    privacy: PrivacyConfig
+    noise_multiplier: float | None  # z; None: no differential privacy
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> DPPlan:
+        return cls(cfg.privacy, noise_multiplier(cfg))
+
+    @property
+    def equal_weights(self) -> bool:
+        """Client-level DP: every client weighs the same in the average."""
+        return self.privacy.dp != "none"
+
+    @property
+    def seed_server_noise(self) -> bool:
+        """Seed numpy's global generator per round: Flower's DP wrappers draw from it."""
+        return self.privacy.dp.startswith("central") and self.privacy.seeded_noise
+
+    def wrap(self, strategy: Strategy, num_sampled: int) -> Strategy:
+        """`strategy` in the Flower DP wrapper this plan selects (unchanged without one)."""
+        if self.noise_multiplier is None:
+            return strategy
+        return wrap_strategy(strategy, self.privacy, self.noise_multiplier, num_sampled)
+
+
 # ---- server side -----------------------------------------------------------------------------
-class _UniformWeights:
-    """Mixin for FedAvg-like strategies: every client's reply weighs the same."""
-
-    def aggregate_train(self, server_round, replies):  # type: ignore[no-untyped-def]
-        replies = list(replies)
-        for reply in replies:
-            if reply.has_content():
-                for record in reply.content.metric_records.values():
-                    record[UNIT_WEIGHT_KEY] = 1
-        return super().aggregate_train(server_round, replies)  # type: ignore[misc]
-
-
-def uniform(strategy_cls: type[FedAvg]) -> type[FedAvg]:
-    """`strategy_cls` with equal client weights (FedAvg -> UniformFedAvg, ...)."""
-    return type(f"Uniform{strategy_cls.__name__}", (_UniformWeights, strategy_cls), {})
-
-
 def clipped_count_stddev(p: PrivacyConfig, z: float, num_sampled: int) -> float:
     """Noise on the clipped count of adaptive clipping: Andrew et al.'s n/20, and at least z.
 
@@ -131,23 +140,7 @@ def wrap_strategy(strategy: Strategy, p: PrivacyConfig, z: float, num_sampled: i
         )
 
 
-def current_clipping_norm(strategy: Strategy) -> float | None:
-    """The clipping norm a DP wrapper uses now (adaptive clipping changes it each round)."""
-    return float(strategy.clipping_norm) if isinstance(strategy, DP_WRAPPERS) else None
-
-
 # ---- client side -----------------------------------------------------------------------------
-def compose(mods: Sequence[Mod], app: Callable[[Message, Context], Message]):
-    """`app` wrapped in `mods` as a Flower ClientApp wraps its handlers (mods[0] outermost)."""
-
-    def wrap(mod: Mod, call_next: Callable[[Message, Context], Message]):
-        return lambda msg, ctx: mod(msg, ctx, call_next)
-
-    for mod in reversed(list(mods)):
-        app = wrap(mod, app)
-    return app
-
-
 class SeededNoise:
     """Wrap a noise-adding mod: seed numpy's global generator per (run seed, round, client).
 
@@ -159,7 +152,7 @@ class SeededNoise:
     def __init__(self, mod: Mod) -> None:
         self.mod = mod
 
-    def __call__(self, msg: Message, ctx: Context, call_next) -> Message:
+    def __call__(self, msg: Message, ctx: Context, call_next: App) -> Message:
         config = next(iter(msg.content.config_records.values()), None)
         if config is not None and "seed" in config and "server-round" in config:
             who = ctx.node_config.get("partition-id", ctx.node_id)
@@ -178,13 +171,11 @@ def local_dp_mod(p: PrivacyConfig, z: float) -> LocalDpMod:
 
 def client_mods(cfg: RunConfig) -> list[Mod]:
     """The Flower client mods `cfg.privacy` needs around the client's train handler:
-    DP (local noise, client-side clipping) or SecAgg+ (`fedlingua.privacy.secagg`)."""
+    SecAgg+ (`fedlingua.federation.secagg`) and DP (local noise, client-side clipping)."""
     p = cfg.privacy
     z = noise_multiplier(cfg)
     mods: list[Mod] = []
     if p.secure_aggregation:
-        from fedlingua.privacy.secagg import secagg_client_mods
-
         mods += secagg_client_mods()
     if p.dp == "local":
         assert z is not None
@@ -238,9 +229,3 @@ def account(cfg: RunConfig, history: list[dict]) -> dict | None:
         "amplification",
         "seeded_noise": p.seeded_noise,
     }
-
-
-def seed_server_noise(enabled: bool, seed: int, federation: str, server_round: int) -> None:
-    """Seed numpy's global generator, which Flower's DP wrappers draw their noise from."""
-    if enabled:
-        np.random.seed(derive_seed("server-noise", seed, federation, server_round))

@@ -19,9 +19,10 @@ The workflow speaks Flower's legacy records (`fitins.*` / `fitres.*`), so the se
 runs it through a `LegacyContext` with Flower's legacy FedAvg (it only sees the already
 aggregated vector), and the client side translates those records to and from
 `fedlingua.federation.client.handle_train`: the same client update as every other run.
-`SecAggFederation` has the interface of `fedlingua.federation.server.Federation`, so the
-paradigm engine, the run directory and the Flower ServerApp use it unchanged; it also
-records every payload's size and, for audits, can keep every message the server received.
+`SecAggFederation` is a `fedlingua.federation.server.Federation` whose round exchange is
+the SecAgg+ workflow, so the paradigm engine, the run directory and the Flower ServerApp
+use it unchanged; it also records every payload's size and, for audits, can keep every
+message the server received.
 
 Threat model: an honest-but-curious server and fewer colluding clients than the
 reconstruction threshold (SecAgg+, Bell et al. 2020). Flower relays the clients' public
@@ -36,7 +37,6 @@ metrics in clear (Flower's FitRes metadata); SecAgg+ cannot be combined with
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -73,11 +73,9 @@ from fedlingua.federation.payload import (
     record_to_state,
     state_to_record,
 )
-from fedlingua.federation.server import RoundOutcome
-from fedlingua.runtime import derive_seed
+from fedlingua.federation.server import Federation, RoundOutcome, State
 from fedlingua.training import Workbench
 
-State = dict[str, torch.Tensor]
 FITINS_PARAMS = "fitins.parameters"
 
 
@@ -227,8 +225,8 @@ class _Results(LegacyFedAvg):
         return super().aggregate_fit(server_round, results, failures)
 
 
-class SecAggFederation:
-    """One global model trained through SecAgg+ rounds (interface of `Federation`)."""
+class SecAggFederation(Federation):
+    """One global model trained through SecAgg+ rounds (a `Federation` with its own exchange)."""
 
     def __init__(
         self,
@@ -244,27 +242,22 @@ class SecAggFederation:
         rounds: int = 1,
         keep_messages: bool = False,
     ) -> None:
-        self.name = name
-        self.grid = grid
-        self.state = state
-        self.config = config
-        self.seed = seed
-        self.node_names = node_names or {}
-        self.expected = {k: tuple(v.shape) for k, v in state.items()}
-        self.keep_messages = keep_messages
-        self.last_grid: RecordingGrid | None = None
         self.nodes = sorted(grid.get_node_ids())
         sample = max(2, int(len(self.nodes) * fraction))
-        self.strategy = _Results(
+        # the workflow keeps no state between rounds: `server_state` is empty
+        strategy = _Results(
             fraction_fit=fraction,
             fraction_evaluate=0.0,
             min_fit_clients=sample,
             min_evaluate_clients=0,
             min_available_clients=len(self.nodes),
             on_fit_config_fn=lambda rnd: dict(self.config(rnd)) | {"server-round": rnd},
-            fit_metrics_aggregation_fn=lambda results: {},  # read per client in `step`
+            fit_metrics_aggregation_fn=lambda results: {},  # read per client in `_round`
             accept_failures=True,
         )
+        super().__init__(name, strategy, grid, state, config, seed=seed, node_names=node_names)
+        self.keep_messages = keep_messages
+        self.last_grid: RecordingGrid | None = None
         self.workflow = SecAggPlusWorkflow(
             num_shares=_count(privacy.secagg_num_shares),
             reconstruction_threshold=_count(privacy.secagg_threshold),
@@ -273,9 +266,6 @@ class SecAggFederation:
             timeout=privacy.secagg_timeout,
         )
         self.rounds = rounds
-
-    def _who(self, node: int) -> str:
-        return self.node_names.get(node, f"node-{node}")
 
     def _context(self, grid: Grid, server_round: int) -> LegacyContext:
         base = Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config={})
@@ -294,51 +284,41 @@ class SecAggFederation:
         )
         return ctx
 
-    def step(self, server_round: int) -> RoundOutcome:
-        start = time.perf_counter()
-        out = RoundOutcome(server_round)
-        # the workflow samples clients and shuffles neighbours with Python's `random`
-        random.seed(derive_seed("sample", self.seed, self.name, server_round))
+    def _round(self, out: RoundOutcome) -> None:
+        """The SecAgg+ workflow (it samples clients and shuffles neighbours with Python's
+        `random`, seeded by `step`); the server obtains only the aggregate."""
         grid = RecordingGrid(self.grid, keep=self.keep_messages)
         self.last_grid = grid
         self.strategy.last = []
-        ctx = self._context(grid, server_round)
+        ctx = self._context(grid, out.server_round)
         before = ctx.state.array_records[MAIN_PARAMS_RECORD]
         self.workflow(grid, ctx)
         after = ctx.state.array_records[MAIN_PARAMS_RECORD]
-        sampled = set(grid.replied.get(0, [])) | set(grid.errors) | set(grid.down)
-        included = {node for node, _, _ in self.strategy.last}
-        out.sampled = sorted(self._who(n) for n in sampled)
-        out.succeeded = sorted(self._who(n) for n in included)
-        for node in sorted(sampled - included):
-            out.failed[self._who(node)] = grid.errors.get(node, "dropped out of secure aggregation")
-        out.bytes_down = {self._who(n): b for n, b in grid.down.items()}
-        out.bytes_up = {self._who(n): b for n, b in grid.up.items()}
-        losses, weights = [], []
-        for node, examples, metrics in self.strategy.last:
-            out.client_compute_s[self._who(node)] = float(metrics.get("compute-s", 0.0))
-            out.num_examples += int(examples)
-            if "train-loss" in metrics:
-                losses.append(float(metrics["train-loss"]))
-                weights.append(examples)
-        if losses:
-            out.train_loss = float(np.average(losses, weights=weights))
+        included = self._account(out, grid)
         if after is not before and included:
             arrays = parameters_to_ndarrays(compat.arrayrecord_to_parameters(after, True))
             new = {
                 n: torch.from_numpy(np.array(a, dtype=np.float32).reshape(self.expected[n]))
                 for n, a in zip(self.state, arrays, strict=True)
             }
-            check_state(new, self.expected)
-            self.state = new
-            out.updated = True
-        out.seconds = time.perf_counter() - start
-        return out
+            self._adopt(new, out)
 
-    # ---- checkpointing (the workflow keeps no state between rounds) ----------------------------
-    def server_state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def restore(self, state: State, server_state: dict[str, np.ndarray]) -> None:
-        check_state(state, self.expected)
-        self.state = {k: state[k] for k in self.state}
+    def _account(self, out: RoundOutcome, grid: RecordingGrid) -> set[int]:
+        """Record who took part, what each sent and reported; the nodes in the aggregate."""
+        sampled = set(grid.replied.get(0, [])) | set(grid.errors) | set(grid.down)
+        included = {node for node, _, _ in self.strategy.last}
+        out.sampled = sorted(self._who(n) for n in sampled)
+        for node in sorted(sampled - included):
+            out.failed[self._who(node)] = grid.errors.get(node, "dropped out of secure aggregation")
+        out.bytes_down = {self._who(n): b for n, b in grid.down.items()}
+        out.bytes_up = {self._who(n): b for n, b in grid.up.items()}
+        losses, weights = [], []
+        for node, examples, metrics in self.strategy.last:
+            out.count(self._who(node), examples, metrics)
+            if "train-loss" in metrics:
+                losses.append(float(metrics["train-loss"]))
+                weights.append(examples)
+        out.succeeded.sort()
+        if losses:
+            out.train_loss = float(np.average(losses, weights=weights))
+        return included

@@ -115,8 +115,9 @@ def fault_injection(msg: Message, context: Context, call_next: ClientAppCallable
 def corrupting(handle_train: Callable, client_id: str, spec: str) -> Callable:
     """`handle_train` whose replies for `client_id` come back corrupted (in-process experiments).
 
-    For the in-process simulation, which calls `fedlingua.paradigms.handle_train` for every
-    client: patch that name with this wrapper (benchmarks/robust_aggregation.py does).
+    For the in-process simulation: pass it as the engine's client handler,
+    `fedlingua.engine.run(cfg, client_handler=corrupting(handle_train, "lg", "scale:100"))`
+    (benchmarks/robust_aggregation.py does).
     """
 
     def handler(bench, site, content, on_step=None):
