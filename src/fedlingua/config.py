@@ -21,7 +21,16 @@ from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, Validatio
 
 Paradigm = Literal["federated", "monolingual", "centralized"]
 MethodName = Literal["prompt-encoder", "soft-prompt", "lora", "full"]
-Strategy = Literal["fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian", "fedtrimmedavg"]
+Strategy = Literal[
+    "fedavg",
+    "fedprox",
+    "fedavgm",
+    "fedadam",
+    "fedyogi",
+    "scaffold",
+    "fedmedian",
+    "fedtrimmedavg",
+]
 Precision = Literal["auto", "fp32", "fp32-onednn", "bf16"]
 DpMode = Literal["none", "central-fixed", "central-adaptive", "local"]
 AveragingStrategy = Literal["fedavg", "fedprox"]  # client-level DP is calibrated to an average
@@ -132,6 +141,11 @@ class TrainConfig:
     weight_decay: Float = _help("weight decay of the client optimizer", 0.0)
     max_grad_norm: Float = _help("gradient clipping (0 disables)", 1.0)
     optimizer: Literal["adamw", "sgd"] = _help("client optimizer (sgd: with momentum)", "adamw")
+    keep_optimizer_state: Flag = _help(
+        "clients keep their optimizer state from round to round (cross-silo: the same "
+        "organisations every round); false: a fresh optimizer every round",
+        False,
+    )
     momentum: Float = _help("SGD momentum", 0.9)
     logit_adjustment: Float = _help(
         "tau: client loss on logits + tau * log(client label prior); 0 = plain cross-entropy",
@@ -146,7 +160,12 @@ class FederationConfig:
     fraction: Float = _help("fraction of clients sampled each round, in (0, 1]", 1.0)
     strategy: Strategy = _help("the server's aggregation strategy", "fedavg")
     proximal_mu: Float = _help("FedProx mu", 0.01)
-    server_lr: Float = _help("FedAdam / FedYogi server learning rate", 0.01)
+    server_lr: Float | None = _help(
+        "server step of fedavgm / fedadam / fedyogi / scaffold (default: the strategy's own, "
+        "see fedlingua.federation.strategies.SERVER_LR)",
+        None,
+    )
+    server_momentum: Float = _help("FedAvgM server momentum", 0.9)
     trim_beta: Float = _help("FedTrimmedAvg fraction cut from each end", 0.2)
     client_dropout: Float = _help("probability a selected client fails in a round", 0.0)
     min_clients: Int = _help("quorum of clients and of valid replies (else the round skips)", 1)

@@ -107,6 +107,7 @@ class UpdateResult:
     loss_last: float
     loss_mean: float
     compute_s: float
+    optimizer_state: State = field(default_factory=dict)
 
 
 def local_update(
@@ -125,11 +126,16 @@ def local_update(
     optimizer: str = "adamw",
     momentum: float = 0.9,
     logit_adjustment: float = 0.0,
+    optimizer_state: State | None = None,
+    correction: State | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> UpdateResult:
     """Train `state` on `data` for `epochs` passes and return the new trainable state.
 
-    A fresh optimizer (AdamW, or SGD with `momentum`) starts at every update. With
+    The optimizer (AdamW, or SGD with `momentum`) starts fresh, or from `optimizer_state`
+    (what an earlier update returned: a client that keeps its state across rounds). With
+    `correction` (SCAFFOLD's c - c_i per tensor) every gradient is corrected by it before
+    the optimizer steps. With
     `max_steps` the update stops after that many optimizer steps instead of `epochs`
     passes (the shuffled batch order differs every round, so successive rounds see
     different batches). With `proximal_mu > 0` the FedProx term mu/2 * ||w - w_start||^2
@@ -147,6 +153,10 @@ def local_update(
     params = [p for n, p in model.named_parameters() if p.requires_grad]
     anchors = [state[n].clone() for n in bench.names] if proximal_mu > 0 else None
     opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    named = list(zip(bench.names, params, strict=True))
+    if optimizer_state:
+        _load_optimizer_state(opt, named, optimizer_state)
+    shifts = [correction[n] for n in bench.names] if correction is not None else None
     shift = None
     if logit_adjustment > 0:
         shift = logit_adjustment * torch.log(label_prior(data.labels, bench.num_labels))
@@ -162,7 +172,7 @@ def local_update(
             if anchors is not None:
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
                 loss = loss + 0.5 * proximal_mu * prox
-            _step(opt, loss, params, max_grad_norm)
+            _step(opt, loss, params, max_grad_norm, shifts)
             losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step()
@@ -175,6 +185,7 @@ def local_update(
         loss_last=losses[-1],
         loss_mean=float(np.mean(losses)),
         compute_s=time.perf_counter() - start,
+        optimizer_state=_optimizer_state(opt, named),
     )
 
 
@@ -199,12 +210,34 @@ def label_prior(labels: list[int], num_labels: int, smoothing: float = 1.0) -> t
     return (counts / counts.sum()).float()
 
 
-def _step(opt, loss: torch.Tensor, params: list[nn.Parameter], max_grad_norm: float) -> None:
+def _step(opt, loss, params: list[nn.Parameter], max_grad_norm: float, shifts=None) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    if shifts is not None:  # SCAFFOLD: g - c_i + c
+        for p, shift in zip(params, shifts, strict=True):
+            if p.grad is not None:
+                p.grad.add_(shift.to(p.grad.dtype))
     opt.step()
+
+
+def _optimizer_state(opt: torch.optim.Optimizer, named) -> State:
+    """The optimizer's per-tensor state, flat: '<parameter name>::<field>' -> tensor."""
+    return {
+        f"{name}::{key}": value.detach().clone()
+        for name, p in named
+        for key, value in opt.state.get(p, {}).items()
+        if torch.is_tensor(value)
+    }
+
+
+def _load_optimizer_state(opt: torch.optim.Optimizer, named, flat: State) -> None:
+    for name, p in named:
+        prefix = f"{name}::"
+        fields = {k[len(prefix) :]: v.clone() for k, v in flat.items() if k.startswith(prefix)}
+        if fields:
+            opt.state[p] = fields
 
 
 @torch.no_grad()

@@ -116,3 +116,42 @@ def test_label_prior_is_smoothed_and_logit_adjustment_changes_the_update(
     assert all(torch.equal(plain.state[k], again.state[k]) for k in start)
     assert any(not torch.equal(plain.state[k], adjusted.state[k]) for k in start)
     assert any(not torch.equal(plain.state[k], sgd.state[k]) for k in start)
+
+
+def test_scaffold_with_kept_client_state_resumes_bit_exactly(tmp_path, tiny_backbone, tiny_config):
+    kw = dict(
+        federation__rounds=3,
+        federation__strategy="scaffold",
+        train__keep_optimizer_state=True,
+        train__local_steps=2,
+    )
+    full = run(tiny_config(tmp_path, name="full", **kw), backbone=tiny_backbone, **QUIET)
+
+    def stop_after_round_1(line: str) -> None:
+        if line.startswith("round 1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_config(tmp_path, name="cut", **kw), backbone=tiny_backbone, log=stop_after_round_1)
+    resumed = run(None, resume=tmp_path / "cut", backbone=tiny_backbone, **QUIET)
+    a, b = load_final_states(tmp_path / "full"), load_final_states(tmp_path / "cut")
+    assert all(torch.equal(a["global"][k], b["global"][k]) for k in a["global"])
+    assert resumed["languages"] == full["languages"]
+    # SCAFFOLD sends the control variate down and its change up: twice the plain payload
+    plain = run(tiny_config(tmp_path, name="plain"), backbone=tiny_backbone, **QUIET)
+    ratio = full["communication"]["bytes_up"] / plain["communication"]["bytes_up"]
+    assert 1.8 < ratio * plain["rounds"] / full["rounds"] < 2.2
+
+
+@pytest.mark.parametrize("strategy", ["fedavgm", "fedadam", "fedyogi"])
+def test_server_optimizers_run_with_their_default_steps_and_resume(
+    strategy, tmp_path, tiny_backbone, tiny_config
+):
+    from fedlingua.federation.strategies import SERVER_LR, make_strategy
+
+    cfg = tiny_config(tmp_path, name=strategy, federation__strategy=strategy)
+    built = make_strategy(cfg.federation, 3)
+    step = getattr(built, "eta", getattr(built, "server_learning_rate", None))
+    assert step == SERVER_LR[strategy]
+    results = run(cfg, backbone=tiny_backbone, **QUIET)
+    assert results["strategy"] == strategy and results["rounds_run"] == 2

@@ -123,4 +123,4 @@ def _in_process_grid(
         for i, site in enumerate(sites)
     }
     # the mods a Flower ClientApp applies: payload log (outermost), then SecAgg+ and DP
-    return InProcessGrid(handlers, mods=payload_log_mods() + client_mods(cfg))
+    return InProcessGrid(handlers, mods=payload_log_mods() + client_mods(cfg), with_context=True)

@@ -3,7 +3,9 @@
 A client receives the global trainable tensors and the train config, trains
 its private data for the configured local epochs, and replies with its new
 tensors and `num-examples` (what FedAvg weights by). Nothing else leaves the
-client: no text, token ids, labels or per-example values.
+client: no text, token ids, labels or per-example values (under SCAFFOLD, also the
+change of its control variate, a tensor per trainable tensor). What a client keeps
+between rounds (optimizer state, SCAFFOLD's c_i) lives in its node's Flower `Context`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import ConfigRecord, MetricRecord, RecordDict
+import torch
+from flwr.app import ConfigRecord, Context, MetricRecord, RecordDict
 
 from fedlingua.config import RunConfig
 from fedlingua.data import EncodedSplit
@@ -20,12 +23,14 @@ from fedlingua.federation.payload import (
     ARRAYS_KEY,
     CLIENT_KEY,
     CONFIG_KEY,
+    CONTROL_DELTA_KEY,
+    CONTROL_KEY,
     METRICS_KEY,
     record_to_state,
     state_to_record,
 )
 from fedlingua.runtime import derive_seed
-from fedlingua.training import Workbench, local_update
+from fedlingua.training import State, Workbench, local_update
 
 
 class ClientDropout(RuntimeError):
@@ -73,6 +78,8 @@ def train_config(cfg: RunConfig, lr: float) -> ConfigRecord:
         config["optimizer"], config["momentum"] = t.optimizer, float(t.momentum)
     if t.logit_adjustment > 0:
         config["logit-adjustment"] = float(t.logit_adjustment)
+    if t.keep_optimizer_state:
+        config["keep-optimizer-state"] = True
     return config
 
 
@@ -81,8 +88,14 @@ def handle_train(
     site: ClientSite,
     content: RecordDict,
     on_step: Callable[[], None] | None = None,
+    context: Context | None = None,
 ) -> RecordDict:
-    """Run one client update from a train message's content; returns the reply content."""
+    """Run one client update from a train message's content; returns the reply content.
+
+    `context` is the node's persistent Flower `Context`: with `keep-optimizer-state` the
+    client optimizer's state lives on in `context.state` from round to round, and under
+    SCAFFOLD so does the client's control variate c_i.
+    """
     config = content[CONFIG_KEY]
     server_round = int(config["server-round"])
     seed = int(config["seed"])
@@ -90,6 +103,8 @@ def handle_train(
         raise ClientDropout(f"client {site.client_id} dropped out in round {server_round}")
     expected = {n: tuple(p.shape) for n, p in bench.model.named_parameters() if p.requires_grad}
     state = record_to_state(content[ARRAYS_KEY], expected)
+    keep = bool(config.get("keep-optimizer-state", False)) and context is not None
+    scaffold = Scaffolding(content, context, expected) if CONTROL_KEY in content else None
     result = local_update(
         bench,
         state,
@@ -105,8 +120,12 @@ def handle_train(
         optimizer=str(config.get("optimizer", "adamw")),
         momentum=float(config.get("momentum", 0.0)),
         logit_adjustment=float(config.get("logit-adjustment", 0.0)),
+        optimizer_state=_kept(context, OPTIMIZER_STATE) if keep else None,
+        correction=scaffold.correction if scaffold is not None else None,
         on_step=on_step,
     )
+    if keep:
+        _keep(context, OPTIMIZER_STATE, result.optimizer_state)
     metrics = MetricRecord(
         {
             "num-examples": result.num_examples,
@@ -117,6 +136,50 @@ def handle_train(
         }
     )
     identity = ConfigRecord({"client-id": site.client_id, "lang": site.lang})
-    return RecordDict(
+    reply = RecordDict(
         {ARRAYS_KEY: state_to_record(result.state), METRICS_KEY: metrics, CLIENT_KEY: identity}
     )
+    if scaffold is not None:
+        reply[CONTROL_DELTA_KEY] = state_to_record(
+            scaffold.update(state, result.state, result.steps, float(config["lr"]))
+        )
+    return reply
+
+
+OPTIMIZER_STATE = "fedlingua.optimizer-state"  # records of a node's Context.state
+CLIENT_CONTROL = "fedlingua.scaffold-control"
+
+
+def _kept(context: Context | None, name: str) -> State | None:
+    if context is None or name not in context.state:
+        return None
+    return record_to_state(context.state[name])
+
+
+def _keep(context: Context | None, name: str, state: State) -> None:
+    if context is not None:
+        context.state[name] = state_to_record(state)
+
+
+class Scaffolding:
+    """The client side of SCAFFOLD (Karimireddy et al. 2020, option II).
+
+    The server sends its control variate c; the client keeps its own c_i (zero at first)
+    in its Context, corrects every gradient by c - c_i, and after K steps of learning rate
+    lr sets c_i+ = c_i - c + (x - y) / (K lr) (x: the global tensors received, y: its
+    trained ones), replying with c_i+ - c_i.
+    """
+
+    def __init__(self, content: RecordDict, context: Context | None, expected: dict) -> None:
+        self.context = context
+        self.c = record_to_state(content[CONTROL_KEY], expected)
+        kept = _kept(context, CLIENT_CONTROL)
+        self.c_i = kept if kept is not None else {k: torch.zeros_like(v) for k, v in self.c.items()}
+        self.correction = {k: self.c[k] - self.c_i[k] for k in self.c}
+
+    def update(self, x: State, y: State, steps: int, lr: float) -> State:
+        """Store c_i+ in the node's context; return c_i+ - c_i."""
+        scale = 1.0 / (max(steps, 1) * lr)
+        new = {k: self.c_i[k] - self.c[k] + (x[k] - y[k]) * scale for k in self.c}
+        _keep(self.context, CLIENT_CONTROL, new)
+        return {k: new[k] - self.c_i[k] for k in self.c}

@@ -120,8 +120,8 @@ def corrupting(handle_train: Callable, client_id: str, spec: str) -> Callable:
     (benchmarks/robust_aggregation.py does).
     """
 
-    def handler(bench, site, content, on_step=None):
-        reply = handle_train(bench, site, content, on_step=on_step)
+    def handler(bench, site, content, on_step=None, context=None):
+        reply = handle_train(bench, site, content, on_step=on_step, context=context)
         if site.client_id == client_id:
             server_round = int(content[CONFIG_KEY]["server-round"])
             seed = derive_seed(client_id, server_round)

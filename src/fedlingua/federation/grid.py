@@ -20,8 +20,10 @@ receive, and a server may address one content object to many nodes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
-from flwr.app import Context, Message, RecordDict
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -29,13 +31,19 @@ from flwr.supercore.task_identity import TaskIdentity
 from fedlingua.federation.mods import Mod, compose, error_reply
 from fedlingua.federation.payload import deserialize, serialize
 
-Handler = Callable[[RecordDict], RecordDict]
+Handler = Callable[..., RecordDict]  # (content, *, context) -> reply content
+NODE_PREFIX = "node/"  # flat keys of node state: node/<node id>/<record>/<array key>
+KEPT = "fedlingua."  # the Context.state records a node keeps for fedlingua
 
 
 class InProcessGrid(Grid):
     """Nodes 1..N, each a local handler; messages are delivered by direct calls."""
 
-    def __init__(self, handlers: dict[int, Handler], mods: Sequence[Mod] = ()) -> None:
+    def __init__(
+        self, handlers: dict[int, Handler], mods: Sequence[Mod] = (), *, with_context: bool = False
+    ) -> None:
+        """`handlers`: node -> `handler(content)`, or with `with_context`
+        `handler(content, context=...)` (the node's persistent Flower `Context`)."""
         self._handlers = dict(handlers)
         self._copy = bool(mods)
         self._contexts = {
@@ -49,7 +57,7 @@ class InProcessGrid(Grid):
             for i, node in enumerate(self._handlers)
         }
         self._apps = {
-            node: compose(mods, lambda msg, ctx, h=handler: _call(h, msg))
+            node: compose(mods, partial(_call, handler, with_context=with_context))
             for node, handler in self._handlers.items()
         }
         self._run = Run.create_empty(run_id=0)
@@ -61,6 +69,26 @@ class InProcessGrid(Grid):
                 setattr(TaskIdentity, attr, 0)
         self._pending: dict[str, Message] = {}
         self._sent = 0  # messages pushed so far: the next message id
+
+    def node_states(self) -> dict[str, np.ndarray]:
+        """What the nodes keep between rounds (their fedlingua Context.state records), flat,
+        so that a checkpoint holds it and a resumed simulation continues bit-exactly."""
+        return {
+            f"{NODE_PREFIX}{node}/{name}/{key}": array.numpy()
+            for node, ctx in self._contexts.items()
+            for name, record in ctx.state.array_records.items()
+            if name.startswith(KEPT)
+            for key, array in record.items()
+        }
+
+    def restore_node_states(self, flat: dict[str, np.ndarray]) -> None:
+        records: dict[tuple[int, str], dict[str, Array]] = {}
+        for key, value in flat.items():
+            node, name, array_key = key[len(NODE_PREFIX) :].split("/", 2)
+            records.setdefault((int(node), name), {})[array_key] = Array(np.asarray(value))
+        for (node, name), arrays in records.items():
+            if node in self._contexts:
+                self._contexts[node].state[name] = ArrayRecord(arrays)
 
     def set_run(self, run: Run) -> None:
         self._run = run
@@ -106,11 +134,13 @@ class InProcessGrid(Grid):
             return error_reply(msg, exc)
 
 
-def _call(handler: Handler, msg: Message) -> Message:
+def _call(handler: Handler, msg: Message, context: Context, *, with_context: bool) -> Message:
     """The handler's reply; a failing client becomes an error reply, as under Flower (where
-    the ClientApp builds it inside its handler, so client mods see error replies too)."""
+    the ClientApp builds it inside its handler, so client mods see error replies too). The
+    handler gets the node's persistent `context`, as a ClientApp's handler does."""
     try:
-        return Message(handler(msg.content), reply_to=msg)
+        reply = handler(msg.content, context=context) if with_context else handler(msg.content)
+        return Message(reply, reply_to=msg)
     except Exception as exc:
         return error_reply(msg, exc)
 

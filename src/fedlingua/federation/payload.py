@@ -21,6 +21,8 @@ ARRAYS_KEY = "arrays"
 CONFIG_KEY = "config"
 METRICS_KEY = "metrics"
 CLIENT_KEY = "client"
+CONTROL_KEY = "scaffold-control"  # SCAFFOLD: the server's control variate c (to clients)
+CONTROL_DELTA_KEY = "scaffold-control-delta"  # SCAFFOLD: a client's c_i+ - c_i (replies)
 
 
 class PayloadError(ValueError):

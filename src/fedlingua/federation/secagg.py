@@ -88,7 +88,9 @@ def is_secagg_train(content: RecordDict) -> bool:
     return FITINS_PARAMS in content.array_records
 
 
-def handle_secagg_train(bench: Workbench, site: ClientSite, content: RecordDict) -> RecordDict:
+def handle_secagg_train(
+    bench: Workbench, site: ClientSite, content: RecordDict, context: Context | None = None
+) -> RecordDict:
     """The client update for a SecAgg+ round: legacy FitIns in, legacy FitRes out.
 
     The global tensors arrive as an ordered list (the server's state order, which is
@@ -108,7 +110,7 @@ def handle_secagg_train(bench: Workbench, site: ClientSite, content: RecordDict)
     ours = RecordDict(
         {ARRAYS_KEY: state_to_record(state), CONFIG_KEY: ConfigRecord(dict(fitins.config))}
     )
-    reply = handle_train(bench, site, ours)
+    reply = handle_train(bench, site, ours, context=context)
     new = record_to_state(reply[ARRAYS_KEY])
     metrics = dict(reply[METRICS_KEY])
     fitres = FitRes(
@@ -120,11 +122,13 @@ def handle_secagg_train(bench: Workbench, site: ClientSite, content: RecordDict)
     return compat.fitres_to_recorddict(fitres, keep_input=True)
 
 
-def dispatch(bench: Workbench, site: ClientSite, content: RecordDict) -> RecordDict:
+def dispatch(
+    bench: Workbench, site: ClientSite, content: RecordDict, context: Context | None = None
+) -> RecordDict:
     """A client's train handler: SecAgg+ (legacy records) or fedlingua's own records."""
     if is_secagg_train(content):
-        return handle_secagg_train(bench, site, content)
-    return handle_train(bench, site, content)
+        return handle_secagg_train(bench, site, content, context)
+    return handle_train(bench, site, content, context=context)
 
 
 def reraise_errors(msg: Message, ctx: Context, call_next) -> Message:

@@ -29,6 +29,7 @@ from flwr.app import ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedlingua.federation.grid import NODE_PREFIX
 from fedlingua.federation.payload import (
     ARRAYS_KEY,
     CLIENT_KEY,
@@ -243,8 +244,14 @@ class Federation:
 
     # ---- checkpointing ----------------------------------------------------------------------
     def server_state(self) -> dict[str, np.ndarray]:
-        return strategy_state(self.strategy)
+        """The strategy's state, and (in-process) what the nodes keep between rounds."""
+        nodes = getattr(self.grid, "node_states", None)
+        return strategy_state(self.strategy) | (nodes() if nodes is not None else {})
 
     def restore(self, state: State, server_state: dict[str, np.ndarray]) -> None:
         self._adopt(state)
-        restore_strategy_state(self.strategy, server_state)
+        ours = {k: v for k, v in server_state.items() if not k.startswith(NODE_PREFIX)}
+        restore_strategy_state(self.strategy, ours)
+        restore_nodes = getattr(self.grid, "restore_node_states", None)
+        if restore_nodes is not None:
+            restore_nodes({k: v for k, v in server_state.items() if k.startswith(NODE_PREFIX)})

@@ -2,9 +2,15 @@
 
 FedAvg weights client results by the `num-examples` metric each client
 reports. FedProx adds the proximal term on the client (its mu travels in the
-train config). FedAdam/FedYogi keep server optimizer moments; those (and the
-current global arrays they step from) are saved with each checkpoint so a
-resumed run continues with the same server state.
+train config). FedAvgM/FedAdam/FedYogi treat the average update as a pseudo-gradient
+for a server optimizer (momentum, Adam, Yogi); SCAFFOLD corrects client drift with
+control variates. Their server state (moments, control variate, and the global arrays
+they step from) is saved with each checkpoint so a resumed run continues exactly.
+
+Server steps (`federation.server_lr`) default per strategy (`SERVER_LR`): FedAvgM 1.0
+with momentum 0.9 (Hsu et al. 2019; Flower's FedAvgM: step 1.0, momentum 0.0, which is
+plain FedAvg), FedAdam 0.1 and FedYogi 0.01 (Flower's FedAdam / FedYogi defaults, within
+the range Reddi et al. 2021 tune over), SCAFFOLD 1.0 (Karimireddy et al. 2020).
 
 What privacy decides arrives as plain arguments of `make_strategy`: `equal_weights`
 (client-level DP: FedAvg/FedProx weigh every client the same) and `wrap` (a strategy
@@ -19,9 +25,11 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+from flwr.app import Array, ArrayRecord, Message
 from flwr.serverapp.strategy import (
     FedAdam,
     FedAvg,
+    FedAvgM,
     FedMedian,
     FedProx,
     FedTrimmedAvg,
@@ -30,17 +38,91 @@ from flwr.serverapp.strategy import (
 )
 
 from fedlingua.config import FederationConfig
+from fedlingua.federation.payload import CONTROL_DELTA_KEY, CONTROL_KEY
 from fedlingua.runtime import flower_log_level
 
 UNIT_WEIGHT_KEY = "dp-unit-weight"
 Wrap = Callable[[Strategy, int], Strategy]
 
+SERVER_LR = {"fedavgm": 1.0, "fedadam": 0.1, "fedyogi": 0.01, "scaffold": 1.0}
+
+
+def server_lr(cfg: FederationConfig) -> float:
+    """The configured server step, or the strategy's default."""
+    return cfg.server_lr if cfg.server_lr is not None else SERVER_LR[cfg.strategy]
+
+
+class Scaffold(FedAvg):
+    """SCAFFOLD's server (Karimireddy et al. 2020): FedAvg of the clients' tensors, stepped
+    by the global learning rate, plus the server control variate c, sent with every train
+    message and updated by c += (|S| / N) * mean of the clients' c_i changes.
+
+    The clients' side (their c_i, the corrected gradients) is
+    `fedlingua.federation.client.Scaffolding`.
+    """
+
+    def __init__(self, *, server_lr: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.server_lr = server_lr
+        self.control: dict[str, np.ndarray] = {}
+        self.current_arrays: dict[str, np.ndarray] = {}
+
+    def configure_train(self, server_round, arrays, config, grid):  # type: ignore[override]
+        self.current_arrays = {k: v.numpy().copy() for k, v in arrays.items()}
+        if not self.control:
+            self.control = {k: np.zeros_like(v) for k, v in self.current_arrays.items()}
+        self._nodes = len(list(grid.get_node_ids()))
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        control = _record(self.control)
+        for msg in messages:  # one content object may serve many nodes: set it once each
+            msg.content[CONTROL_KEY] = control
+        return messages
+
+    def aggregate_train(self, server_round, replies):  # type: ignore[override]
+        replies = list(replies)
+        deltas = [_pop_record(r, CONTROL_DELTA_KEY) for r in replies]
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        deltas = [d for d in deltas if d is not None]
+        if arrays is None or not deltas:
+            return arrays, metrics
+        share = len(deltas) / max(self._nodes, 1)
+        for k in self.control:
+            mean = np.mean([d[k].numpy() for d in deltas], axis=0)
+            self.control[k] = (self.control[k] + share * mean).astype(self.control[k].dtype)
+        if self.server_lr != 1.0:  # x + eta_g (mean(y) - x)
+            stepped = {
+                k: (x + self.server_lr * (arrays[k].numpy() - x)).astype(x.dtype)
+                for k, x in self.current_arrays.items()
+            }
+            arrays = _record(stepped)
+        return arrays, metrics
+
+
+def _record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+
+
+def _pop_record(reply: Message, key: str) -> ArrayRecord | None:
+    """Take the record `key` out of a reply's content (Flower's averaging expects exactly
+    one ArrayRecord per reply)."""
+    if not reply.has_content() or key not in reply.content:
+        return None
+    record = reply.content[key]
+    del reply.content[key]
+    return record
+
+
 # name -> (Flower strategy class, its own arguments from the federation config)
 _BUILDERS: dict[str, Callable[[FederationConfig], tuple[type[Strategy], dict]]] = {
     "fedavg": lambda cfg: (FedAvg, {}),
     "fedprox": lambda cfg: (FedProx, {"proximal_mu": cfg.proximal_mu}),
-    "fedadam": lambda cfg: (FedAdam, {"eta": cfg.server_lr}),
-    "fedyogi": lambda cfg: (FedYogi, {"eta": cfg.server_lr}),
+    "fedavgm": lambda cfg: (
+        FedAvgM,
+        {"server_learning_rate": server_lr(cfg), "server_momentum": cfg.server_momentum},
+    ),
+    "fedadam": lambda cfg: (FedAdam, {"eta": server_lr(cfg)}),
+    "fedyogi": lambda cfg: (FedYogi, {"eta": server_lr(cfg)}),
+    "scaffold": lambda cfg: (Scaffold, {"server_lr": server_lr(cfg)}),
     "fedmedian": lambda cfg: (FedMedian, {}),
     "fedtrimmedavg": lambda cfg: (FedTrimmedAvg, {"beta": cfg.trim_beta}),
 }
@@ -108,8 +190,33 @@ def _wrapped(strategy: Strategy) -> Strategy | None:
     return inner if isinstance(inner, Strategy) and hasattr(strategy, "clipping_norm") else None
 
 
-_STATE_ATTRS = ("current_arrays", "m_t", "v_t")
+_STATE_ATTRS = ("current_arrays", "m_t", "v_t", "momentum_vector", "control")
 _CLIP_KEY = "dp/clipping_norm"
+# how a state attribute is held: a dict of arrays (FedAdam, FedYogi, SCAFFOLD), an
+# ArrayRecord (FedAvgM's current arrays) or a list of arrays (FedAvgM's momentum)
+_RECORD, _LIST = "@record", "@list"
+
+
+def _flatten(attr: str, value) -> dict[str, np.ndarray]:
+    if isinstance(value, ArrayRecord):
+        return {f"{attr}{_RECORD}/{k}": a.numpy() for k, a in value.items()}
+    if isinstance(value, list):
+        return {f"{attr}{_LIST}/{i:06d}": np.asarray(v) for i, v in enumerate(value)}
+    return {f"{attr}/{k}": np.asarray(v) for k, v in value.items()}
+
+
+def _unflatten(attr: str, flat: dict[str, np.ndarray]):
+    for suffix in ("", _RECORD, _LIST):
+        prefix = f"{attr}{suffix}/"
+        part = {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+        if not part:
+            continue
+        if suffix == _RECORD:
+            return _record(part)
+        if suffix == _LIST:
+            return [part[k] for k in sorted(part)]
+        return part
+    return None
 
 
 def strategy_state(strategy: Strategy) -> dict[str, np.ndarray]:
@@ -126,8 +233,8 @@ def strategy_state(strategy: Strategy) -> dict[str, np.ndarray]:
     flat: dict[str, np.ndarray] = {}
     for attr in _STATE_ATTRS:
         value = getattr(strategy, attr, None)
-        if value:
-            flat.update({f"{attr}/{k}": np.asarray(v) for k, v in value.items()})
+        if value is not None and len(value):
+            flat.update(_flatten(attr, value))
     return flat
 
 
@@ -140,7 +247,6 @@ def restore_strategy_state(strategy: Strategy, flat: dict[str, np.ndarray]) -> N
         restore_strategy_state(inner, {k: v for k, v in flat.items() if k != _CLIP_KEY})
         return
     for attr in _STATE_ATTRS:
-        prefix = f"{attr}/"
-        part = {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
-        if part:
-            setattr(strategy, attr, part)
+        value = _unflatten(attr, flat)
+        if value is not None:
+            setattr(strategy, attr, value)

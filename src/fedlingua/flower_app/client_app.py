@@ -61,7 +61,7 @@ def train(msg: Message, context: Context) -> Message:
     def handler(m: Message, c: Context) -> Message:
         def work() -> RecordDict:
             task, site = _site(c)
-            return dispatch(task.bench, site, m.content)  # SecAgg+ or fedlingua records
+            return dispatch(task.bench, site, m.content, c)  # SecAgg+ or fedlingua records
 
         return _reply(m, work)
 
