@@ -56,15 +56,21 @@ def compare_table(rows: Sequence[dict], languages: Sequence[str] | None = None) 
     head = ["paradigm / method", *languages, "avg", "low-res avg", "trainable", "MB comm."]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for r in rows:
-        langs = [_pct(r["languages"].get(lang, {}).get("accuracy")) for lang in languages]
-        comm = r["communication"]["bytes_total"]
-        cells = [
-            row_label(r),
-            *langs,
-            _pct(r["averages"]["average"]),
-            _pct(r["averages"]["low_resource_average"]),
-            _count(r["parameters"]["trainable"]),
-            "0 (local)" if r["strategy"] == "local" else _mb(comm),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(row_label(r), r, r, languages))
+        if r.get("personalized"):  # its own, labelled row: never mixed into the global one
+            label = f"{row_label(r)}, personalized (+{r['personalized']['steps']} local steps)"
+            lines.append(_row(label, r["personalized"], r, languages))
     return "\n".join(lines) + "\n"
+
+
+def _row(label: str, scored: dict, r: dict, languages: Sequence[str]) -> str:
+    langs = [_pct(scored["languages"].get(lang, {}).get("accuracy")) for lang in languages]
+    cells = [
+        label,
+        *langs,
+        _pct(scored["averages"]["average"]),
+        _pct(scored["averages"]["low_resource_average"]),
+        _count(r["parameters"]["trainable"]),
+        "0 (local)" if r["strategy"] == "local" else _mb(r["communication"]["bytes_total"]),
+    ]
+    return "| " + " | ".join(cells) + " |"
