@@ -196,7 +196,13 @@ def check_languages(cfg: RunConfig, available: list[str]) -> None:
 def _load(cfg: RunConfig) -> MultilingualDataset:
     d = cfg.data
     return load_dataset(
-        d.source, root=d.root, columns=d.columns, on_bad_rows=d.on_bad_rows, seed=cfg.seed
+        d.source,
+        root=d.root,
+        columns=d.columns,
+        on_bad_rows=d.on_bad_rows,
+        seed=cfg.seed,
+        quoting=d.quoting,
+        splits=d.splits,
     )
 
 
