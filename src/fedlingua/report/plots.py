@@ -93,7 +93,7 @@ def languages_figure(results: dict, low_resource: Sequence[str] = ()) -> Figure:
     ax.set_xticks(range(len(langs)), langs)
     ax.set(ylim=(0, 1), ylabel="test accuracy")
     ax.set_title(
-        "per-language accuracy (hatched: low-resource, grey: zero-shot)", fontsize="medium"
+        "per-language test accuracy\n(hatched: low-resource, grey: zero-shot)", fontsize="medium"
     )
     return fig
 
