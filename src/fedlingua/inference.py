@@ -186,17 +186,9 @@ def run_labels(run_dir: str | Path, cfg: RunConfig | None = None) -> tuple[str, 
     for s in results.get("languages", {}).values():
         if s.get("recall"):
             return tuple(s["recall"])
-    cfg = cfg or RunConfig.load(RunDir(run_dir).config_path)
-    d = cfg.data
-    return load_dataset(
-        d.source,
-        root=d.root,
-        columns=d.columns,
-        on_bad_rows=d.on_bad_rows,
-        seed=cfg.seed,
-        quoting=d.quoting,
-        splits=d.splits,
-    ).labels
+    from fedlingua.experiment import load_data  # only old runs pay for the data
+
+    return load_data(cfg or RunConfig.load(RunDir(run_dir).config_path)).labels
 
 
 # ---- reading inputs ------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def test_without_a_mapping_a_missing_train_file_names_the_stem(tmp_path):
 
 
 def test_config_splits_and_quoting_reach_the_folder_reader(tmp_path):
-    from fedlingua.experiment import _load
+    from fedlingua.experiment import load_data
 
     root = _folder(tmp_path / "d")
     cfg = RunConfig.load(
@@ -58,7 +58,7 @@ def test_config_splits_and_quoting_reach_the_folder_reader(tmp_path):
         ]
     )
     with pytest.warns(UserWarning):
-        ds = _load(cfg)
+        ds = load_data(cfg)
     assert ds.split("sw", "dev")[1].text == '"Quoted'
 
 
