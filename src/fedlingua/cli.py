@@ -35,34 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("overrides", nargs="*", help="dotted key=value overrides")
 
-    e = sub.add_parser(
-        "evaluate",
-        help="score a run's saved model on its test split, or on another dataset (--data)",
-    )
-    e.add_argument("run_dir")
-    e.add_argument("--which", choices=("final", "best"), default="final")
-    e.add_argument("--data", metavar="SOURCE", help="another dataset: folder, preset, cldr, hf:")
-    e.add_argument("--languages", help="comma-separated languages of --data (default: all)")
-    e.add_argument("--columns", help="column mapping of --data, e.g. text=headline,label=topic")
-    e.add_argument("--root", help="data root for a preset --data")
-    e.add_argument("--quoting", choices=("csv", "none"), help="quoting of --data's tsv/csv")
-
-    pr = sub.add_parser("predict", help="label texts with a trained run (JSON lines out)")
-    pr.add_argument("run_dir", help="a run directory or a `fedlingua export` folder")
-    pr.add_argument(
-        "--input", metavar="FILE", help="tsv/csv/jsonl (run's columns), text lines, or -"
-    )
-    pr.add_argument("--text", action="append", help="a text to label (repeatable)")
-    pr.add_argument("--lang", help="language of the texts (needed by monolingual runs)")
-    pr.add_argument("--which", choices=("final", "best"), default="final")
-    pr.add_argument("--top-k", type=int, default=None, help="keep the k most probable labels")
-    pr.add_argument("--output", metavar="FILE", help="write JSON lines here (default: stdout)")
-    pr.add_argument("--columns", help="column mapping of --input (default: the run's data.columns)")
-
-    x = sub.add_parser("export", help="a run as a PEFT adapter + head + model card folder")
-    x.add_argument("run_dir")
-    x.add_argument("out_dir")
-    x.add_argument("--which", choices=("final", "best"), default="final")
+    _add_use_commands(sub)
 
     a = sub.add_parser(
         "audit",
@@ -91,6 +64,38 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("name", nargs="?", default="e5-small")
     mp.add_argument("--force", action="store_true", help="convert again even if cached")
     return p
+
+
+def _add_use_commands(sub) -> None:
+    """evaluate, predict, export: what uses a trained run."""
+    e = sub.add_parser(
+        "evaluate",
+        help="score a run's saved model on its test split, or on another dataset (--data)",
+    )
+    e.add_argument("run_dir")
+    e.add_argument("--which", choices=("final", "best"), default="final")
+    e.add_argument("--data", metavar="SOURCE", help="another dataset: folder, preset, cldr, hf:")
+    e.add_argument("--languages", help="comma-separated languages of --data (default: all)")
+    e.add_argument("--columns", help="column mapping of --data, e.g. text=headline,label=topic")
+    e.add_argument("--root", help="data root for a preset --data")
+    e.add_argument("--quoting", choices=("csv", "none"), help="quoting of --data's tsv/csv")
+
+    pr = sub.add_parser("predict", help="label texts with a trained run (JSON lines out)")
+    pr.add_argument("run_dir", help="a run directory or a `fedlingua export` folder")
+    pr.add_argument(
+        "--input", metavar="FILE", help="tsv/csv/jsonl (run's columns), text lines, or -"
+    )
+    pr.add_argument("--text", action="append", help="a text to label (repeatable)")
+    pr.add_argument("--lang", help="language of the texts (needed by monolingual runs)")
+    pr.add_argument("--which", choices=("final", "best"), default="final")
+    pr.add_argument("--top-k", type=int, default=None, help="keep the k most probable labels")
+    pr.add_argument("--output", metavar="FILE", help="write JSON lines here (default: stdout)")
+    pr.add_argument("--columns", help="column mapping of --input (default: the run's data.columns)")
+
+    x = sub.add_parser("export", help="a run as a PEFT adapter + head + model card folder")
+    x.add_argument("run_dir")
+    x.add_argument("out_dir")
+    x.add_argument("--which", choices=("final", "best"), default="final")
 
 
 def _cmd_run(args) -> None:
