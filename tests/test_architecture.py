@@ -3,8 +3,8 @@
 Every `import` of a fedlingua module, at module level or inside a function, is an
 edge. Layers, from the bottom: config/io/runtime -> data -> models, methods,
 evaluation, report -> training -> federation -> topology -> experiment -> privacy ->
-engine -> compare, flower_app -> cli. A module may import its own layer or a lower
-one, never a higher one, and the graph of modules has no cycle.
+engine -> inference -> export, compare, flower_app -> cli. A module may import its own
+layer or a lower one, never a higher one, and the graph of modules has no cycle.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ LAYERS = [
     ("fedlingua.experiment",),
     ("fedlingua.privacy",),
     ("fedlingua.engine",),
-    ("fedlingua.compare", "fedlingua.flower_app"),
+    ("fedlingua.inference",),
+    ("fedlingua.export", "fedlingua.compare", "fedlingua.flower_app"),
     ("fedlingua.cli",),
 ]
 

@@ -193,6 +193,8 @@ def test_compare_runs_rows_once_and_refuses_a_changed_config(tmp_path, tiny_back
     assert [r["paradigm"] for r in rows] == ["federated", "monolingual"]
     assert "| federated prompt-encoder |" in table and "0 (local)" in table
     assert (tmp_path / "cmp" / "compare.md").exists()
+    assert "![compare](compare.png)" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:4] == b"\x89PNG"
     again, _ = compare(cfg, ["federated:prompt-encoder"], log=logs.append)
     assert again[0]["languages"] == rows[0]["languages"]
     assert any("already done" in line for line in logs)

@@ -1,4 +1,5 @@
-"""Command line: `fedlingua run | compare | evaluate | audit | data inspect | model prepare`.
+"""Command line: `fedlingua run | compare | evaluate | predict | export | audit | data inspect |
+model prepare`.
 
 Overrides are dotted `key=value` pairs applied on top of the TOML config, e.g.
 `fedlingua run federation.rounds=3 method.name=lora data.source=sib200`.
@@ -34,9 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("overrides", nargs="*", help="dotted key=value overrides")
 
-    e = sub.add_parser("evaluate", help="reload a run's saved tensors and score them on test")
-    e.add_argument("run_dir")
-    e.add_argument("--which", choices=("final", "best"), default="final")
+    _add_use_commands(sub)
 
     a = sub.add_parser(
         "audit",
@@ -49,11 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="data utilities")
     dsub = d.add_subparsers(dest="data_command", required=True)
     di = dsub.add_parser("inspect", help="languages, split sizes, labels, token lengths")
-    di.add_argument("source", nargs="?", default="cldr")
+    di.add_argument("source", nargs="?", help="cldr (default), a preset, hf:<id> or a folder")
     di.add_argument("--root", help="data root for presets")
     di.add_argument("--languages", help="comma-separated subset")
     di.add_argument("--model", default=None, help="tokenizer for token-length percentiles")
     di.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad rows")
+    di.add_argument("--columns", help="column mapping, e.g. text=headline+text,label=category")
+    di.add_argument("--quoting", choices=("csv", "none"), help="tsv/csv quoting of a folder")
+    di.add_argument("--splits", help="split -> file stem, e.g. train=dev,dev=dev,test=test")
+    di.add_argument("--config", help="read source, root, columns... from a run config's [data]")
 
     m = sub.add_parser("model", help="model utilities")
     msub = m.add_subparsers(dest="model_command", required=True)
@@ -61,6 +64,38 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("name", nargs="?", default="e5-small")
     mp.add_argument("--force", action="store_true", help="convert again even if cached")
     return p
+
+
+def _add_use_commands(sub) -> None:
+    """evaluate, predict, export: what uses a trained run."""
+    e = sub.add_parser(
+        "evaluate",
+        help="score a run's saved model on its test split, or on another dataset (--data)",
+    )
+    e.add_argument("run_dir")
+    e.add_argument("--which", choices=("final", "best"), default="final")
+    e.add_argument("--data", metavar="SOURCE", help="another dataset: folder, preset, cldr, hf:")
+    e.add_argument("--languages", help="comma-separated languages of --data (default: all)")
+    e.add_argument("--columns", help="column mapping of --data, e.g. text=headline,label=topic")
+    e.add_argument("--root", help="data root for a preset --data")
+    e.add_argument("--quoting", choices=("csv", "none"), help="quoting of --data's tsv/csv")
+
+    pr = sub.add_parser("predict", help="label texts with a trained run (JSON lines out)")
+    pr.add_argument("run_dir", help="a run directory or a `fedlingua export` folder")
+    pr.add_argument(
+        "--input", metavar="FILE", help="tsv/csv/jsonl (run's columns), text lines, or -"
+    )
+    pr.add_argument("--text", action="append", help="a text to label (repeatable)")
+    pr.add_argument("--lang", help="language of the texts (needed by monolingual runs)")
+    pr.add_argument("--which", choices=("final", "best"), default="final")
+    pr.add_argument("--top-k", type=int, default=None, help="keep the k most probable labels")
+    pr.add_argument("--output", metavar="FILE", help="write JSON lines here (default: stdout)")
+    pr.add_argument("--columns", help="column mapping of --input (default: the run's data.columns)")
+
+    x = sub.add_parser("export", help="a run as a PEFT adapter + head + model card folder")
+    x.add_argument("run_dir")
+    x.add_argument("out_dir")
+    x.add_argument("--which", choices=("final", "best"), default="final")
 
 
 def _cmd_run(args) -> None:
@@ -85,12 +120,67 @@ def _cmd_compare(args) -> None:
     print(table)
 
 
-def _cmd_evaluate(args) -> None:
-    from fedlingua.engine import evaluate_run
+def _mapping(text: str | None, what: str) -> dict[str, str] | None:
+    """`a=b,c=d` -> {"a": "b", "c": "d"}."""
+    if not text:
+        return None
+    pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+    if any(not sep or not k.strip() or not v.strip() for k, sep, v in pairs):
+        raise ConfigError(f"{what} {text!r}: write key=value pairs, e.g. text=headline,label=topic")
+    return {k.strip(): v.strip() for k, _, v in pairs}
 
-    scores = evaluate_run(args.run_dir, args.which)
-    for lang, s in scores.items():
-        print(f"{lang}\taccuracy {100 * s['accuracy']:.1f}\tmacro-F1 {100 * s['macro_f1']:.1f}")
+
+def _names(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _cmd_evaluate(args) -> None:
+    if args.data is None:
+        from fedlingua.engine import evaluate_run
+
+        scores = evaluate_run(args.run_dir, args.which)
+        for lang, s in scores.items():
+            print(f"{lang}\taccuracy {100 * s['accuracy']:.1f}\tmacro-F1 {100 * s['macro_f1']:.1f}")
+        return
+    from fedlingua.inference import evaluate_on, load, score_lines
+
+    clf = load(args.run_dir, which=args.which)
+    scores = evaluate_on(
+        clf,
+        args.data,
+        languages=_names(args.languages),
+        columns=_mapping(args.columns, "--columns"),
+        root=args.root,
+        quoting=args.quoting,
+    )
+    print("\n".join(score_lines(scores)))
+
+
+def _cmd_predict(args) -> None:
+    from fedlingua.inference import InputRow, load, predict_rows, read_inputs, write_jsonl
+
+    clf = load(args.run_dir, which=args.which)
+    if args.text:
+        rows = [InputRow(t) for t in args.text]
+    else:
+        columns = _mapping(args.columns, "--columns") or clf.cfg.data.columns
+        rows = read_inputs(args.input, columns=columns, quoting=clf.cfg.data.quoting)
+    records = predict_rows(clf, rows, lang=args.lang, top_k=args.top_k, progress=None)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            n = write_jsonl(records, fh)
+        print(f"{n} prediction(s) written to {args.output}", file=sys.stderr)
+    else:
+        write_jsonl(records, sys.stdout)
+
+
+def _cmd_export(args) -> None:
+    from fedlingua.export import export
+
+    out = export(args.run_dir, args.out_dir, which=args.which)
+    print(
+        f"exported {args.run_dir} to {out} (load it with PeftModel.from_pretrained; see README.md)"
+    )
 
 
 def _cmd_audit(args) -> None:
@@ -102,12 +192,15 @@ def _cmd_audit(args) -> None:
 def _cmd_data(args) -> None:
     from fedlingua.data import format_summary, load_dataset, summarize
 
-    langs = [x.strip() for x in args.languages.split(",")] if args.languages else None
+    d = RunConfig.load(args.config).data if args.config else RunConfig().data
     ds = load_dataset(
-        args.source,
-        languages=langs,
-        root=args.root,
-        on_bad_rows="skip" if args.skip_bad_rows else "error",
+        args.source or d.source,
+        languages=_names(args.languages) or (d.languages if args.config else None),
+        root=args.root or d.root,
+        columns=_mapping(args.columns, "--columns") or d.columns,
+        on_bad_rows="skip" if args.skip_bad_rows else d.on_bad_rows,
+        quoting=args.quoting or d.quoting,
+        splits=_mapping(args.splits, "--splits") or d.splits,
     )
     tokenizer, prefix = None, ""
     if args.model:
@@ -143,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         "run": _cmd_run,
         "compare": _cmd_compare,
         "evaluate": _cmd_evaluate,
+        "predict": _cmd_predict,
+        "export": _cmd_export,
         "audit": _cmd_audit,
         "data": _cmd_data,
         "model": _cmd_model,

@@ -17,6 +17,7 @@ from fedlingua.engine import run
 from fedlingua.experiment import Experiment, build
 from fedlingua.io import write_json, write_text
 from fedlingua.report import RunDir, compare_table
+from fedlingua.report.plots import COMPARE, compare_figure, image_links, save
 
 DEFAULT_ROWS = (
     "federated:prompt-encoder",
@@ -74,7 +75,8 @@ def compare(
         results.append(run(row_cfg, resume=resume, experiment=shared, log=log))
     table = compare_table(results)
     write_json(folder / "compare.json", {"rows": results})
-    write_text(folder / "compare.md", _header(cfg, pairs) + table)
+    save(compare_figure(results), folder / COMPARE)
+    write_text(folder / "compare.md", _header(cfg, pairs) + table + "\n" + image_links([COMPARE]))
     return results, table
 
 

@@ -106,6 +106,13 @@ class DataConfig:
     max_eval_per_language: Int | None = _help("cap on dev/test examples per language", None)
     max_length: Int = _help("maximum text tokens (virtual prompt tokens come on top)", 128)
     on_bad_rows: Literal["error", "skip"] = _help("what a malformed data row does", "error")
+    splits: Table | None = _help(
+        "folder sources: split -> file stem, e.g. {train = 'dev', dev = 'dev', test = 'test'}",
+        None,
+    )
+    quoting: Literal["csv", "none"] | None = _help(
+        "folder sources: 'csv' (quote-aware, default) or 'none' (split each line)", None
+    )
 
 
 @_closed
@@ -320,6 +327,21 @@ def _check_method_and_data(cfg: RunConfig) -> None:
     _need(d.clients_per_language >= 1, "data.clients_per_language must be >= 1")
     _need(d.alpha > 0, "data.alpha must be > 0")
     _need(d.max_length >= 8, "data.max_length must be >= 8")
+    _check_data_files(d)
+
+
+def _check_data_files(d: DataConfig) -> None:
+    """data.splits names train/dev/test only, each a file stem; they apply to folders."""
+    unknown = sorted(set(d.splits or {}) - {"train", "dev", "test"})
+    _need(not unknown, f"data.splits names unknown splits {unknown}: use train, dev, test")
+    empty = sorted(k for k, v in (d.splits or {}).items() if not v.strip() or "/" in v)
+    _need(not empty, f"data.splits {empty}: give a file stem in the language folder, e.g. 'dev'")
+    builtin = d.source == "cldr" or d.source.startswith("hf:")
+    for key, value in (("splits", d.splits), ("quoting", d.quoting)):
+        _need(
+            value is None or not builtin,
+            f"data.{key} applies to folder sources, not data.source={d.source!r}",
+        )
 
 
 def _check_privacy(cfg: RunConfig) -> None:

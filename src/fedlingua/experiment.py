@@ -118,7 +118,7 @@ def build(
     backbone = backbone or load_backbone(cfg.model.name)
     method = make_method(cfg.method)
     check_prompt_room(cfg, backbone.max_positions)
-    dataset = dataset or _load(cfg)
+    dataset = dataset or load_data(cfg)
     check_languages(cfg, dataset.languages())
     client_langs, eval_langs = _languages(cfg, dataset.languages())
     max_length = text_budget(backbone.max_positions, method.virtual_tokens, cfg.data.max_length)
@@ -193,10 +193,17 @@ def check_languages(cfg: RunConfig, available: list[str]) -> None:
 
 
 # ---- steps of `build` --------------------------------------------------------------------------
-def _load(cfg: RunConfig) -> MultilingualDataset:
+def load_data(cfg: RunConfig) -> MultilingualDataset:
+    """The dataset `cfg.data` names, read as configured."""
     d = cfg.data
     return load_dataset(
-        d.source, root=d.root, columns=d.columns, on_bad_rows=d.on_bad_rows, seed=cfg.seed
+        d.source,
+        root=d.root,
+        columns=d.columns,
+        on_bad_rows=d.on_bad_rows,
+        seed=cfg.seed,
+        quoting=d.quoting,
+        splits=d.splits,
     )
 
 

@@ -6,6 +6,7 @@ label set) serve the presets in `presets.py`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def read_language(
     return rows, allowed
 
 
-def _parse_columns(columns: dict[str, str] | None, header_names: list[str]) -> dict[str, tuple]:
+def parse_columns(columns: dict[str, str] | None, header_names: list[str]) -> dict[str, tuple]:
     """Schema field -> column name(s); text may join columns with '+' ("headline+text")."""
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(COLUMN_KEYS))
@@ -146,6 +147,27 @@ def _parse_columns(columns: dict[str, str] | None, header_names: list[str]) -> d
     if pair is None and not columns and "text_pair" in header_names:
         pair = "text_pair"
     return {"text": text_cols, "text_pair": (pair,), "label": (columns.get("label", "label"),)}
+
+
+def split_stems(splits: dict[str, str] | None) -> dict[str, tuple[str, ...]]:
+    """File stem(s) tried for each split: `splits[split]`, else the split's own name."""
+    unknown = sorted(set(splits or {}) - set(SPLITS))
+    if unknown:
+        raise DataError(f"splits names unknown splits {unknown}", hint=f"use {', '.join(SPLITS)}")
+    return {s: ((splits or {}).get(s) or s,) for s in SPLITS}
+
+
+def _shared_split_notes(stems: dict[str, tuple[str, ...]]) -> list[str]:
+    """A note (and a warning) for every file that serves two splits."""
+    notes = []
+    for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
+        if stems[a] == stems[b]:
+            note = f"splits {a} and {b} read the same file {stems[a][0]!r}"
+            if a == "train":
+                note += f": {b} scores on training data (dev selection then selects on it)"
+            warnings.warn(note, stacklevel=3)
+            notes.append(note)
+    return notes
 
 
 def _peek_names(path: Path, quoting: str) -> list[str]:
@@ -170,6 +192,7 @@ def load_folder(
     on_bad_rows: str = "error",
     quoting: str | None = None,
     required: tuple[str, ...] = ("train", "test"),
+    splits: dict[str, str] | None = None,
 ) -> MultilingualDataset:
     """Load `<root>/<lang>/<split>.{tsv,csv,jsonl}`.
 
@@ -177,13 +200,18 @@ def load_folder(
     Default columns: text, label, and text_pair when the header has it. `quoting`: "csv"
     (default for .tsv/.csv, quote-aware) or "none" (plain: split each line).
     Labels: `label_names`, else `<lang>/labels.txt`, else those seen in train.
+    `splits` maps a split to the file stem that holds it (default: its own name), e.g.
+    {"train": "dev", "dev": "dev", "test": "test"} for a dataset without a train file.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataUnavailableError(f"data folder {root} does not exist")
     policy = RowPolicy(on_bad_rows)
+    stems = split_stems(splits)
     found = [
-        d.name for d in root.iterdir() if d.is_dir() and any(find_split_file(d, s) for s in SPLITS)
+        d.name
+        for d in root.iterdir()
+        if d.is_dir() and any(find_split_file(d, s, stems[s]) for s in SPLITS)
     ]
     if not found:
         raise DataError(
@@ -196,7 +224,7 @@ def load_folder(
     def spec_for(path: Path) -> TableSpec:
         q = quoting or "csv"
         header = not (columns and all(v.isdecimal() for v in columns.values()))
-        fields = _parse_columns(columns, _peek_names(path, q) if header else [])
+        fields = parse_columns(columns, _peek_names(path, q) if header else [])
         return TableSpec(
             text=fields["text"],
             text_pair=fields["text_pair"][0],
@@ -210,10 +238,10 @@ def load_folder(
     lang_labels: dict[str, tuple[str, ...]] = {}
     for lang in select_languages(found, languages, str(root)):
         lang_dir = root / lang
-        files = {s: p for s in SPLITS if (p := find_split_file(lang_dir, s)) is not None}
+        files = {s: p for s in SPLITS if (p := find_split_file(lang_dir, s, stems[s])) is not None}
         for split in required:
             if split not in files:
-                raise missing_split_error(lang_dir, split)
+                raise missing_split_error(lang_dir, split, stems[split])
         for split in SPLITS:
             if split not in files:
                 notes.append(f"{lang} has no {split} split")
@@ -227,6 +255,7 @@ def load_folder(
             files, spec_for, allowed=allowed, policy=policy, label_names=label_names
         )
     labels = global_labels(lang_labels, label_names)
+    notes += _shared_split_notes(stems)
     has_pair = (row[1] is not None for s in raw.values() for r in s.values() for row in r[:1])
     task = "pair" if any(has_pair) else "single"
     return assemble(

@@ -52,21 +52,23 @@ def load_dataset(
     on_bad_rows: str = "error",
     seed: int = 0,
     quoting: str | None = None,
+    splits: dict[str, str] | None = None,
 ) -> MultilingualDataset:
     """Load a multilingual classification dataset.
 
     source: "cldr" (built-in, offline), a preset ("masakhanews", "sib200", "xnli",
     "xglue_nc"; read from `root` or default_data_root()), "hf:<preset or hub id>", or a
     folder `<root>/<lang>/<split>.{tsv,csv,jsonl}` (see `load_folder` for columns,
-    label_names and quoting). `seed` fixes the splits this package creates (cldr,
-    xnli dev hold-out, xglue_nc). on_bad_rows="skip" skips and counts malformed rows.
+    label_names, quoting and splits: the file stem of each split). `seed` fixes the
+    splits this package creates (cldr, xnli dev hold-out, xglue_nc). on_bad_rows="skip"
+    skips and counts malformed rows.
     """
     RowPolicy(on_bad_rows)  # validate the mode before any work
     if languages is not None and isinstance(languages, str):
         raise TypeError("languages must be a list of codes, e.g. ['hau', 'yor']")
     if source == "cldr" or source in PRESETS:
         extra = [k for k, v in (("columns", columns), ("label_names", label_names),
-                                ("quoting", quoting)) if v]  # fmt: skip
+                                ("quoting", quoting), ("splits", splits)) if v]  # fmt: skip
         if extra:
             raise ValueError(f"{', '.join(extra)} apply to folder and hub sources, not {source!r}")
     if source == "cldr":
@@ -98,4 +100,5 @@ def load_dataset(
         label_names=label_names,
         on_bad_rows=on_bad_rows,
         quoting=quoting,
+        splits=splits,
     )

@@ -25,6 +25,7 @@ from fedlingua.engine.results import report, results_of, round_line, scored
 from fedlingua.experiment import Experiment, build
 from fedlingua.models import Backbone
 from fedlingua.report import RunDir
+from fedlingua.report.plots import write_run_files
 from fedlingua.runtime import configure_threads, environment, flower_log_level, progress_enabled
 from fedlingua.training import State
 
@@ -221,4 +222,5 @@ def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, wal
     results["run_dir"] = str(rundir.path)
     rundir.write_results(results)
     rundir.write_report(report(exp.cfg, results))
+    write_run_files(rundir.path, exp.dataset.labels, exp.cfg.data.low_resource)
     return results
