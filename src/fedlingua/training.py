@@ -130,53 +130,35 @@ def local_update(
     correction: State | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> UpdateResult:
-    """Train `state` on `data` for `epochs` passes and return the new trainable state.
+    """Train `state` on `data` for `epochs` passes (or `max_steps` steps) and return it.
 
-    The optimizer (AdamW, or SGD with `momentum`) starts fresh, or from `optimizer_state`
-    (what an earlier update returned: a client that keeps its state across rounds). With
-    `correction` (SCAFFOLD's c - c_i per tensor) every gradient is corrected by it before
-    the optimizer steps. With
-    `max_steps` the update stops after that many optimizer steps instead of `epochs`
-    passes (the shuffled batch order differs every round, so successive rounds see
-    different batches). With `proximal_mu > 0` the FedProx term mu/2 * ||w - w_start||^2
-    is added to the loss. With `logit_adjustment` tau > 0 the loss is taken on
-    logits + tau * log(prior), the prior being this client's own label distribution
-    (Menon et al. 2021; FedLC-style calibration of label-skewed clients). All
-    randomness (dropout, batch order) derives from `seed`.
+    The optimizer (AdamW, or SGD with `momentum`) starts fresh or from `optimizer_state`
+    (a client that keeps its state across rounds); `correction` (SCAFFOLD's c - c_i) is
+    added to every gradient; `proximal_mu` adds FedProx's term; `logit_adjustment` tau
+    takes the loss on logits + tau log(client label prior). Randomness derives from `seed`.
     """
     if len(data) == 0:
         raise ValueError("local_update got a client with no training examples")
     start = time.perf_counter()
     bench.set_state(state)
-    model = bench.model
-    model.train()
-    params = [p for n, p in model.named_parameters() if p.requires_grad]
-    anchors = [state[n].clone() for n in bench.names] if proximal_mu > 0 else None
+    bench.model.train()
+    params = [p for n, p in bench.model.named_parameters() if p.requires_grad]
+    loss_of = _objective(bench, state, data, params, proximal_mu, logit_adjustment)
     opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay, momentum=momentum)
     named = list(zip(bench.names, params, strict=True))
     if optimizer_state:
         _load_optimizer_state(opt, named, optimizer_state)
     shifts = [correction[n] for n in bench.names] if correction is not None else None
-    shift = None
-    if logit_adjustment > 0:
-        shift = logit_adjustment * torch.log(label_prior(data.labels, bench.num_labels))
     torch.manual_seed(seed)
     losses: list[float] = []
-    batches = _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
     with bench.matmuls():
-        for batch in batches:
-            with bench.autocast():
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            logits = out.logits.float() if shift is None else out.logits.float() + shift
-            loss = nn.functional.cross_entropy(logits, batch["labels"])
-            if anchors is not None:
-                prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
-                loss = loss + 0.5 * proximal_mu * prox
+        for batch in _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps):
+            loss = loss_of(batch)
             _step(opt, loss, params, max_grad_norm, shifts)
             losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step()
-    model.eval()
+    bench.model.eval()
     return UpdateResult(
         state=bench.get_state(),
         num_examples=len(data),
@@ -187,6 +169,34 @@ def local_update(
         compute_s=time.perf_counter() - start,
         optimizer_state=_optimizer_state(opt, named),
     )
+
+
+def _objective(
+    bench: Workbench,
+    state: State,
+    data: EncodedSplit,
+    params: list[nn.Parameter],
+    proximal_mu: float,
+    logit_adjustment: float,
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """The client's loss of a batch: cross-entropy (on logits + tau log prior with logit
+    adjustment), plus FedProx's mu/2 ||w - w_start||^2."""
+    anchors = [state[n].clone() for n in bench.names] if proximal_mu > 0 else None
+    shift = None
+    if logit_adjustment > 0:
+        shift = logit_adjustment * torch.log(label_prior(data.labels, bench.num_labels))
+
+    def loss_of(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with bench.autocast():
+            out = bench.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits = out.logits.float() if shift is None else out.logits.float() + shift
+        loss = nn.functional.cross_entropy(logits, batch["labels"])
+        if anchors is not None:
+            prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
+            loss = loss + 0.5 * proximal_mu * prox
+        return loss
+
+    return loss_of
 
 
 OPTIMIZERS = ("adamw", "sgd")

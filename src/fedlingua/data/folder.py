@@ -182,6 +182,41 @@ def _peek_names(path: Path, quoting: str) -> list[str]:
     return [name.strip() for name in first[1]] if first else []
 
 
+def _language_folders(root: Path, stems: dict[str, str]) -> list[str]:
+    """The sub-folders of `root` that hold at least one split file."""
+    found = [
+        d.name
+        for d in root.iterdir()
+        if d.is_dir() and any(find_split_file(d, s, stems[s]) for s in SPLITS)
+    ]
+    if not found:
+        raise DataError(
+            "no language folders with split files found",
+            path=str(root),
+            hint="lay the data out as <root>/<lang>/<split>.tsv|csv|jsonl with split in "
+            "train/dev/test",
+        )
+    return found
+
+
+def _spec_reader(columns: dict[str, str] | None, quoting: str | None):
+    """path -> how to read that file: its columns (by header name or index) and quoting."""
+
+    def spec_for(path: Path) -> TableSpec:
+        q = quoting or "csv"
+        header = not (columns and all(v.isdecimal() for v in columns.values()))
+        fields = parse_columns(columns, _peek_names(path, q) if header else [])
+        return TableSpec(
+            text=fields["text"],
+            text_pair=fields["text_pair"][0],
+            label=fields["label"][0],
+            header=header,
+            quoting=q,
+        )
+
+    return spec_for
+
+
 def load_folder(
     root: str | Path,
     *,
@@ -208,48 +243,19 @@ def load_folder(
         raise DataUnavailableError(f"data folder {root} does not exist")
     policy = RowPolicy(on_bad_rows)
     stems = split_stems(splits)
-    found = [
-        d.name
-        for d in root.iterdir()
-        if d.is_dir() and any(find_split_file(d, s, stems[s]) for s in SPLITS)
-    ]
-    if not found:
-        raise DataError(
-            "no language folders with split files found",
-            path=str(root),
-            hint="lay the data out as <root>/<lang>/<split>.tsv|csv|jsonl with split in "
-            "train/dev/test",
-        )
-
-    def spec_for(path: Path) -> TableSpec:
-        q = quoting or "csv"
-        header = not (columns and all(v.isdecimal() for v in columns.values()))
-        fields = parse_columns(columns, _peek_names(path, q) if header else [])
-        return TableSpec(
-            text=fields["text"],
-            text_pair=fields["text_pair"][0],
-            label=fields["label"][0],
-            header=header,
-            quoting=q,
-        )
-
+    spec_for = _spec_reader(columns, quoting)
     notes: list[str] = []
     raw: dict[str, dict[str, list[RawRow]]] = {}
     lang_labels: dict[str, tuple[str, ...]] = {}
-    for lang in select_languages(found, languages, str(root)):
+    for lang in select_languages(_language_folders(root, stems), languages, str(root)):
         lang_dir = root / lang
         files = {s: p for s in SPLITS if (p := find_split_file(lang_dir, s, stems[s])) is not None}
         for split in required:
             if split not in files:
                 raise missing_split_error(lang_dir, split, stems[split])
-        for split in SPLITS:
-            if split not in files:
-                notes.append(f"{lang} has no {split} split")
-
-        allowed = None  # labels seen in train
-        if label_names is not None:
-            allowed = tuple(label_names)
-        elif (lang_dir / "labels.txt").is_file():
+        notes += [f"{lang} has no {split} split" for split in SPLITS if split not in files]
+        allowed = tuple(label_names) if label_names is not None else None
+        if allowed is None and (lang_dir / "labels.txt").is_file():
             allowed = read_labels_file(lang_dir / "labels.txt")
         raw[lang], lang_labels[lang] = read_language(
             files, spec_for, allowed=allowed, policy=policy, label_names=label_names

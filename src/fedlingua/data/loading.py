@@ -67,9 +67,8 @@ def load_dataset(
     if languages is not None and isinstance(languages, str):
         raise TypeError("languages must be a list of codes, e.g. ['hau', 'yor']")
     if source == "cldr" or source in PRESETS:
-        extra = [k for k, v in (("columns", columns), ("label_names", label_names),
-                                ("quoting", quoting), ("splits", splits)) if v]  # fmt: skip
-        if extra:
+        options = dict(columns=columns, label_names=label_names, quoting=quoting, splits=splits)
+        if extra := [k for k, v in options.items() if v]:
             raise ValueError(f"{', '.join(extra)} apply to folder and hub sources, not {source!r}")
     if source == "cldr":
         return load_cldr(languages, seed=seed)

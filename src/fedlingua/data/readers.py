@@ -222,12 +222,9 @@ def read_rows(
     return _rows_from_delimited(path, spec, allowed, policy, label_hint)
 
 
-def _rows_from_delimited(
-    path: Path, spec: TableSpec, allowed: Collection[str] | None, policy: RowPolicy, label_hint: str
-) -> list[RawRow]:
-    records = iter_delimited(
-        path, delimiter=FORMATS[path.suffix], quoting=spec.quoting, policy=policy
-    )
+def _column_index(path: Path, spec: TableSpec, records) -> tuple[dict[str, int], int, list[str]]:
+    """(column -> field index, fields per row (0: from the first row), header names);
+    reads the header row from `records` when the file has one."""
     names: list[str]
     if spec.header:
         first = next(records, None)
@@ -257,6 +254,16 @@ def _rows_from_delimited(
         index = {col: int(col) for col in spec.columns()}
         n_fields = spec.n_fields or 0
         names = []
+    return index, n_fields, names
+
+
+def _rows_from_delimited(
+    path: Path, spec: TableSpec, allowed: Collection[str] | None, policy: RowPolicy, label_hint: str
+) -> list[RawRow]:
+    records = iter_delimited(
+        path, delimiter=FORMATS[path.suffix], quoting=spec.quoting, policy=policy
+    )
+    index, n_fields, names = _column_index(path, spec, records)
     text_idx = [index[c] for c in spec.text]
     pair_idx = index[spec.text_pair] if spec.text_pair else None
     label_idx = index[spec.label]

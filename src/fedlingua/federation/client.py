@@ -83,6 +83,22 @@ def train_config(cfg: RunConfig, lr: float) -> ConfigRecord:
     return config
 
 
+def hyperparameters(config: ConfigRecord) -> dict:
+    """`local_update`'s hyper-parameters from a train message's config record."""
+    return dict(
+        epochs=int(config["local-epochs"]),
+        max_steps=int(config.get("local-steps", 0)) or None,
+        batch_size=int(config["batch-size"]),
+        lr=float(config["lr"]),
+        weight_decay=float(config["weight-decay"]),
+        max_grad_norm=float(config["max-grad-norm"]),
+        proximal_mu=float(config.get("proximal-mu", 0.0)),
+        optimizer=str(config.get("optimizer", "adamw")),
+        momentum=float(config.get("momentum", 0.0)),
+        logit_adjustment=float(config.get("logit-adjustment", 0.0)),
+    )
+
+
 def handle_train(
     bench: Workbench,
     site: ClientSite,
@@ -109,20 +125,11 @@ def handle_train(
         bench,
         state,
         site.train,
-        epochs=int(config["local-epochs"]),
-        max_steps=int(config.get("local-steps", 0)) or None,
-        batch_size=int(config["batch-size"]),
-        lr=float(config["lr"]),
         seed=client_seed(seed, server_round, site.client_id),
-        weight_decay=float(config["weight-decay"]),
-        max_grad_norm=float(config["max-grad-norm"]),
-        proximal_mu=float(config.get("proximal-mu", 0.0)),
-        optimizer=str(config.get("optimizer", "adamw")),
-        momentum=float(config.get("momentum", 0.0)),
-        logit_adjustment=float(config.get("logit-adjustment", 0.0)),
         optimizer_state=_kept(context, OPTIMIZER_STATE) if keep else None,
         correction=scaffold.correction if scaffold is not None else None,
         on_step=on_step,
+        **hyperparameters(config),
     )
     if keep:
         _keep(context, OPTIMIZER_STATE, result.optimizer_state)
