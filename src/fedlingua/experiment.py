@@ -116,12 +116,10 @@ def build(
     if reuse is not None:
         backbone, dataset = reuse.backbone, reuse.dataset
     backbone = backbone or load_backbone(cfg.model.name)
-    method = make_method(cfg.method)
-    check_prompt_room(cfg, backbone.max_positions)
+    max_length = text_length(cfg, backbone)
     dataset = dataset or load_data(cfg)
     check_languages(cfg, dataset.languages())
     client_langs, eval_langs = _languages(cfg, dataset.languages())
-    max_length = text_budget(backbone.max_positions, method.virtual_tokens, cfg.data.max_length)
     if reuse is not None and reuse.max_length == max_length and _same_data(cfg, reuse.cfg):
         clients, train, test, dev = reuse.clients, reuse.train, reuse.test, reuse.dev
     else:
@@ -155,6 +153,14 @@ def evaluation_rows(
     rng = rng_for("eval-cap", cfg.seed, language, split)
     keep = stratified_sample([ex.label for ex in rows], limit, rng)
     return [rows[i] for i in keep]
+
+
+def text_length(cfg: RunConfig, backbone: Backbone) -> int:
+    """Text tokens per example: `data.max_length`, within what the method's virtual
+    tokens leave of the model's positions (checked: there must be room for text)."""
+    check_prompt_room(cfg, backbone.max_positions)
+    virtual = make_method(cfg.method).virtual_tokens
+    return text_budget(backbone.max_positions, virtual, cfg.data.max_length)
 
 
 # ---- data-dependent checks ---------------------------------------------------------------------

@@ -25,12 +25,12 @@ import torch
 from tqdm.auto import tqdm
 
 from fedlingua.config import ConfigError, RunConfig
-from fedlingua.data import DataError, EncodedSplit, Example, encode, load_dataset, text_budget
+from fedlingua.data import DataError, EncodedSplit, Example, encode, load_dataset
 from fedlingua.data.folder import parse_columns
 from fedlingua.data.readers import FORMATS, RowPolicy, iter_delimited, iter_jsonl, read_text
 from fedlingua.evaluation import scores
+from fedlingua.experiment import load_data, text_length
 from fedlingua.io import read_json
-from fedlingua.methods import make_method
 from fedlingua.models import Backbone, load_backbone
 from fedlingua.report import RunDir
 from fedlingua.runtime import progress_enabled
@@ -163,7 +163,6 @@ def load(path: str | Path, *, which: str = "final", backbone: Backbone | None = 
     labels = run_labels(path, cfg)
     backbone = backbone or load_backbone(cfg.model.name)
     states = rundir.load_states(f"{which}.safetensors")
-    virtual = make_method(cfg.method).virtual_tokens
     return Classifier(
         cfg=cfg,
         labels=labels,
@@ -171,7 +170,7 @@ def load(path: str | Path, *, which: str = "final", backbone: Backbone | None = 
         bench=build_workbench(backbone, len(labels), cfg),
         states=states,
         topology=Topology(cfg.paradigm, {name: [] for name in states}),
-        max_length=text_budget(backbone.max_positions, virtual, cfg.data.max_length),
+        max_length=text_length(cfg, backbone),
         path=path,
     )
 
@@ -186,7 +185,6 @@ def run_labels(run_dir: str | Path, cfg: RunConfig | None = None) -> tuple[str, 
     for s in results.get("languages", {}).values():
         if s.get("recall"):
             return tuple(s["recall"])
-    from fedlingua.experiment import load_data  # only old runs pay for the data
 
     return load_data(cfg or RunConfig.load(RunDir(run_dir).config_path)).labels
 

@@ -264,5 +264,7 @@ def test_checkpoints_and_results_are_safetensors_and_json_only(
     results = run(cfg, backbone=tiny_backbone, log=lambda line: None)
     files = [p for p in Path(results["run_dir"]).rglob("*") if p.is_file()]
     assert any(p.parent.name.startswith("round-") for p in files)  # the checkpoint is there
-    assert {p.suffix for p in files} <= {".safetensors", ".json", ".jsonl", ".toml", ".md"}, files
+    # data as safetensors/JSON/TOML, the report and its pictures (PNG): nothing pickled
+    allowed = {".safetensors", ".json", ".jsonl", ".toml", ".md", ".png"}
+    assert {p.suffix for p in files} <= allowed, files
     assert not [p for p in files if p.name.startswith(".")]  # no temporary file left behind
