@@ -182,7 +182,7 @@ def local_update(
     shift = client_shift(bench, data, logit_adjustment)
     torch.manual_seed(seed)
     losses: list[torch.Tensor] = []  # read once at the end: no device sync per step
-    batches = _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
+    batches = training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
     with bench.matmuls():
         for batch in map(bench.batch, batches):
             with bench.autocast():
@@ -283,7 +283,7 @@ def predict(
     return preds
 
 
-def _training_batches(
+def training_batches(
     data: EncodedSplit, batch_size: int, pad_id: int, seed: int, epochs: int, max_steps: int | None
 ) -> Iterator[dict[str, torch.Tensor]]:
     """`epochs` shuffled passes, or exactly `max_steps` batches (re-shuffling as needed)."""

@@ -2,23 +2,42 @@
 
 In-process (the default simulation) every node is a handler on an `InProcessGrid`,
 bound to the experiment's one workbench, inside the client mods a Flower ClientApp
-applies (payload log outermost, then privacy). With Flower's grid (the ServerApp) the
-SuperNodes play the nodes. A local topology (one node per model) trains by plain
+applies (payload log outermost, then privacy). With `federation.fuse_clients = K > 1`
+the in-process grid is a `FusedGrid`: it trains the round's sampled clients K at a time
+in one fused update (`fedlingua.fused`) and then delivers every message through the same
+mods, each handler answering with its precomputed reply, so the server side (sampling,
+checks, aggregation, measured payloads) is unchanged. With Flower's grid (the ServerApp)
+the SuperNodes play the nodes. A local topology (one node per model) trains by plain
 replacement: no strategy choice, sampling, dropout or measured payloads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
-from flwr.app import ConfigRecord
+from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fedlingua.config import ConfigError
 from fedlingua.experiment import Experiment
-from fedlingua.federation.client import ClientSite, handle_train, train_config
+from fedlingua.federation.client import (
+    ClientDropout,
+    ClientSite,
+    client_seed,
+    drops_out,
+    handle_train,
+    train_config,
+)
 from fedlingua.federation.grid import InProcessGrid
+from fedlingua.federation.payload import (
+    ARRAYS_KEY,
+    CLIENT_KEY,
+    CONFIG_KEY,
+    METRICS_KEY,
+    record_to_state,
+    state_to_record,
+)
 from fedlingua.federation.server import Federation
 from fedlingua.federation.strategies import make_strategy
 
@@ -105,6 +124,11 @@ def _in_process_grid(
     from fedlingua.privacy.payload import payload_log_mods
 
     cfg, bench = exp.cfg, exp.bench
+    mods = payload_log_mods() + dp.client_mods(cfg)
+    if cfg.federation.fuse_clients > 1:
+        if handler is not handle_train:
+            raise ConfigError("federation.fuse_clients > 1 runs the built-in client update only")
+        return FusedGrid(bench, sites, cfg.federation.fuse_clients, on_step, mods)
     handlers = {
         i + 1: partial(secagg.dispatch, bench, site)
         if cfg.privacy.secure_aggregation
@@ -112,4 +136,109 @@ def _in_process_grid(
         for i, site in enumerate(sites)
     }
     # the mods a Flower ClientApp applies: payload log (outermost), then privacy
-    return InProcessGrid(handlers, mods=payload_log_mods() + dp.client_mods(cfg))
+    return InProcessGrid(handlers, mods=mods)
+
+
+class FusedGrid(InProcessGrid):
+    """An in-process grid whose train messages are answered K clients at a time.
+
+    `send_and_receive` first trains the addressed clients together (`fused_local_update`,
+    in chunks of `k` in message order), then delivers each message as `InProcessGrid`
+    does, through the client mods; the node's handler returns the reply computed for it
+    (or raises what its client raised: a dropout, a malformed state).
+    """
+
+    def __init__(self, bench, sites: list[ClientSite], k: int, on_step, mods=()) -> None:
+        handlers = {i + 1: partial(self._answer, i + 1) for i in range(len(sites))}
+        super().__init__(handlers, mods=mods)
+        self._bench, self._k, self._on_step = bench, k, on_step
+        self._sites = {i + 1: site for i, site in enumerate(sites)}
+        self._ready: dict[int, RecordDict | Exception] = {}
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout=None) -> list[Message]:
+        messages = list(messages)
+        train = [m for m in messages if m.metadata.message_type.startswith("train")]
+        for i in range(0, len(train), self._k):
+            self._ready.update(self._train_together(train[i : i + self._k]))
+        return list(super().send_and_receive(messages, timeout=timeout))
+
+    def _answer(self, node: int, content: RecordDict) -> RecordDict:
+        if node not in self._ready:  # not a train message: the plain client handler
+            return handle_train(self._bench, self._sites[node], content, self._on_step)
+        outcome = self._ready.pop(node)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def _train_together(self, chunk: list[Message]) -> dict[int, RecordDict | Exception]:
+        from fedlingua.fused import fused_local_update
+
+        outcomes: dict[int, RecordDict | Exception] = {}
+        jobs = []  # (node, state, seed)
+        model = self._bench.model
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
+        for msg in chunk:
+            node, config = msg.metadata.dst_node_id, msg.content[CONFIG_KEY]
+            try:
+                seed = _client_seed(config, self._sites[node].client_id)
+                jobs.append((node, record_to_state(msg.content[ARRAYS_KEY], shapes), seed))
+            except Exception as exc:  # the reply the plain handler would have raised
+                outcomes[node] = exc
+        if not jobs:
+            return outcomes
+        config = next(m.content[CONFIG_KEY] for m in chunk if m.metadata.dst_node_id == jobs[0][0])
+        try:
+            results = fused_local_update(
+                self._bench,
+                [state for _, state, _ in jobs],
+                [self._sites[node].train for node, _, _ in jobs],
+                [seed for _, _, seed in jobs],
+                on_step=self._on_step,
+                **update_arguments(config),
+            )
+        except Exception as exc:  # every client of the chunk fails, as its ClientApp would
+            return outcomes | {node: exc for node, _, _ in jobs}
+        for (node, _, _), result in zip(jobs, results, strict=True):
+            outcomes[node] = _reply(self._sites[node], result)
+        return outcomes
+
+
+def _client_seed(config: ConfigRecord, client_id: str) -> int:
+    """The client's training seed; raises `ClientDropout` as `handle_train` does."""
+    server_round, seed = int(config["server-round"]), int(config["seed"])
+    if drops_out(seed, server_round, client_id, float(config["client-dropout"])):
+        raise ClientDropout(f"client {client_id} dropped out in round {server_round}")
+    return client_seed(seed, server_round, client_id)
+
+
+def update_arguments(config: ConfigRecord) -> dict:
+    """`local_update`'s hyper-parameters from a train config (as `handle_train` reads them)."""
+    return dict(
+        epochs=int(config["local-epochs"]),
+        max_steps=int(config.get("local-steps", 0)) or None,
+        batch_size=int(config["batch-size"]),
+        lr=float(config["lr"]),
+        weight_decay=float(config["weight-decay"]),
+        max_grad_norm=float(config["max-grad-norm"]),
+        proximal_mu=float(config.get("proximal-mu", 0.0)),
+        optimizer=str(config.get("optimizer", "adamw")),
+        momentum=float(config.get("momentum", 0.0)),
+        logit_adjustment=float(config.get("logit-adjustment", 0.0)),
+    )
+
+
+def _reply(site: ClientSite, result) -> RecordDict:
+    """The reply content `handle_train` sends for `result`."""
+    metrics = MetricRecord(
+        {
+            "num-examples": result.num_examples,
+            "train-loss": result.loss_mean,
+            "train-loss-last": result.loss_last,
+            "steps": result.steps,
+            "compute-s": result.compute_s,
+        }
+    )
+    identity = ConfigRecord({"client-id": site.client_id, "lang": site.lang})
+    return RecordDict(
+        {ARRAYS_KEY: state_to_record(result.state), METRICS_KEY: metrics, CLIENT_KEY: identity}
+    )
