@@ -19,7 +19,7 @@ from __future__ import annotations
 import device_guard
 import pytest
 import torch
-from device_guard import DeviceGuard
+from device_guard import DEVICES, DeviceGuard
 
 from fedlingua.config import RunConfig
 from fedlingua.data import EncodedSplit
@@ -124,7 +124,7 @@ def test_methods_without_a_prompt_cannot_fuse(tiny_backbone):
         )
 
 
-@pytest.mark.parametrize("on_device", ["meta"], indirect=True)
+@pytest.mark.parametrize("on_device", [d for d in DEVICES if d != "cpu"], indirect=True)
 def test_a_fused_update_keeps_every_tensor_on_the_device(tiny_backbone, on_device):
     bench = _bench(tiny_backbone, "prompt-encoder", device=on_device)
     params = dict(bench.model.named_parameters())

@@ -95,22 +95,12 @@ def fused_local_update(
     start = time.perf_counter()
     model = bench.model
     model.train()
-    clients = []
-    for state, data, seed in zip(states, datasets, seeds, strict=True):
-        params = {n: state[n].to(bench.device, torch.float32, copy=True) for n in bench.names}
-        for t in params.values():
-            t.requires_grad_(True)
-        opt = make_optimizer(
-            optimizer, list(params.values()), lr=lr, weight_decay=weight_decay, momentum=momentum
-        )
-        anchors = None
-        if proximal_mu > 0:
-            anchors = [state[n].to(bench.device, copy=True) for n in bench.names]
-        batches = map(
-            bench.batch, training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
-        )
-        shift = client_shift(bench, data, logit_adjustment)
-        clients.append(_Client(params, opt, batches, shift, anchors))
+    hyper = dict(lr=lr, weight_decay=weight_decay, momentum=momentum)
+    schedule = dict(batch_size=batch_size, epochs=epochs, max_steps=max_steps)
+    clients = [
+        _client(bench, state, data, seed, optimizer, hyper, schedule, proximal_mu, logit_adjustment)
+        for state, data, seed in zip(states, datasets, seeds, strict=True)
+    ]
     torch.manual_seed(seeds[0])  # dropout draws (a fused run equals a sequential one without)
     with bench.matmuls():
         while active := [(c, b) for c in clients if (b := next(c.batches, None)) is not None]:
@@ -124,6 +114,33 @@ def fused_local_update(
         update_result(_cpu_state(c), len(d), c.losses, share)
         for c, d in zip(clients, datasets, strict=True)
     ]
+
+
+def _client(
+    bench: Workbench,
+    state: State,
+    data: EncodedSplit,
+    seed: int,
+    optimizer: str,
+    hyper: dict,
+    schedule: dict,
+    proximal_mu: float,
+    logit_adjustment: float,
+) -> _Client:
+    """A client's own copy of its tensors on the device, its optimizer and batch stream."""
+    params = {n: state[n].to(bench.device, torch.float32, copy=True) for n in bench.names}
+    for t in params.values():
+        t.requires_grad_(True)
+    opt = make_optimizer(optimizer, list(params.values()), **hyper)
+    anchors = None
+    if proximal_mu > 0:
+        anchors = [state[n].to(bench.device, copy=True) for n in bench.names]
+    s = schedule
+    batches = training_batches(
+        data, s["batch_size"], bench.pad_id, seed, s["epochs"], s["max_steps"]
+    )
+    shift = client_shift(bench, data, logit_adjustment)
+    return _Client(params, opt, map(bench.batch, batches), shift, anchors)
 
 
 def _fused_step(

@@ -13,7 +13,7 @@ replacement: no strategy choice, sampling, dropout or measured payloads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
@@ -40,6 +40,7 @@ from fedlingua.federation.payload import (
 )
 from fedlingua.federation.server import Federation
 from fedlingua.federation.strategies import make_strategy
+from fedlingua.training import UpdateResult, Workbench
 
 ClientHandler = Callable[..., object]  # signature of `fedlingua.federation.client.handle_train`
 
@@ -148,7 +149,14 @@ class FusedGrid(InProcessGrid):
     (or raises what its client raised: a dropout, a malformed state).
     """
 
-    def __init__(self, bench, sites: list[ClientSite], k: int, on_step, mods=()) -> None:
+    def __init__(
+        self,
+        bench: Workbench,
+        sites: list[ClientSite],
+        k: int,
+        on_step: Callable[[], None] | None,
+        mods: Sequence = (),
+    ) -> None:
         handlers = {i + 1: partial(self._answer, i + 1) for i in range(len(sites))}
         super().__init__(handlers, mods=mods)
         self._bench, self._k, self._on_step = bench, k, on_step
@@ -178,9 +186,9 @@ class FusedGrid(InProcessGrid):
         model = self._bench.model
         shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
         for msg in chunk:
-            node, config = msg.metadata.dst_node_id, msg.content[CONFIG_KEY]
+            node = msg.metadata.dst_node_id
             try:
-                seed = _client_seed(config, self._sites[node].client_id)
+                seed = _client_seed(msg.content[CONFIG_KEY], self._sites[node].client_id)
                 jobs.append((node, record_to_state(msg.content[ARRAYS_KEY], shapes), seed))
             except Exception as exc:  # the reply the plain handler would have raised
                 outcomes[node] = exc
@@ -227,7 +235,7 @@ def update_arguments(config: ConfigRecord) -> dict:
     )
 
 
-def _reply(site: ClientSite, result) -> RecordDict:
+def _reply(site: ClientSite, result: UpdateResult) -> RecordDict:
     """The reply content `handle_train` sends for `result`."""
     metrics = MetricRecord(
         {
