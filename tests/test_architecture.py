@@ -20,7 +20,7 @@ LAYERS = [
     ("fedlingua.config", "fedlingua.io", "fedlingua.runtime"),
     ("fedlingua.data",),
     ("fedlingua.models", "fedlingua.methods", "fedlingua.evaluation", "fedlingua.report"),
-    ("fedlingua.training",),
+    ("fedlingua.training", "fedlingua.fused"),
     ("fedlingua.federation",),
     ("fedlingua.topology",),
     ("fedlingua.experiment",),

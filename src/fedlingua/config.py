@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class ModelConfig:
     name: Text = _help("'e5-small' (offline default), a hub id or a local folder", "e5-small")
     precision: Precision = _help("arithmetic of the frozen backbone", "fp32-onednn")
     dropout: Float = _help("dropout before the classification head", 0.1)
+    device: Text = _help("where it computes: auto (CUDA when available), cpu, cuda[:N]", "auto")
 
 
 @_closed
@@ -177,6 +179,9 @@ class FederationConfig:
     client_dropout: Float = _help("probability a selected client fails in a round", 0.0)
     min_clients: Int = _help("quorum of clients and of valid replies (else the round skips)", 1)
     round_timeout: Float | None = _help("seconds to wait for a round's replies (Flower)", None)
+    fuse_clients: Int = _help(
+        "in-process simulation: K sampled clients train together, one backbone pass (1 = off)", 1
+    )
 
 
 @_closed
@@ -243,6 +248,7 @@ class RunConfig:
         _parse(type(self), self.to_dict())
         _check_schedule(self)
         _check_method_and_data(self)
+        _check_device_and_fusing(self)
         _check_privacy(self)
         return self
 
@@ -342,6 +348,36 @@ def _check_data_files(d: DataConfig) -> None:
             value is None or not builtin,
             f"data.{key} applies to folder sources, not data.source={d.source!r}",
         )
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+FUSABLE_METHODS = ("prompt-encoder", "soft-prompt")  # per-client virtual tokens and head
+
+
+def _check_device_and_fusing(cfg: RunConfig) -> None:
+    _need(
+        DEVICE_PATTERN.fullmatch(cfg.model.device) is not None,
+        f"model.device={cfg.model.device!r}: use auto, cpu, cuda or cuda:N",
+    )
+    k = cfg.federation.fuse_clients
+    _need(k >= 1, f"federation.fuse_clients={k}: must be >= 1 (1 = clients one after another)")
+    if k == 1:
+        return
+    _need(cfg.paradigm == "federated", "federation.fuse_clients > 1 needs paradigm='federated'")
+    _need(
+        cfg.method.name in FUSABLE_METHODS,
+        f"federation.fuse_clients > 1 supports method.name in {FUSABLE_METHODS}, "
+        f"not {cfg.method.name!r}",
+    )
+    _need(
+        not cfg.privacy.secure_aggregation and cfg.privacy.dp != "local",
+        "federation.fuse_clients > 1 cannot run client mods (SecAgg+, local DP): set it to 1",
+    )
+    _need(
+        cfg.federation.strategy != "scaffold" and not cfg.train.keep_optimizer_state,
+        "federation.fuse_clients > 1 keeps no per-client state (SCAFFOLD's control variate, "
+        "train.keep_optimizer_state): set it to 1",
+    )
 
 
 def _check_privacy(cfg: RunConfig) -> None:

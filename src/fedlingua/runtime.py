@@ -1,5 +1,6 @@
-"""Process-wide settings decided in one place: torch threads, progress bars, environment record,
-whether the Hugging Face hub may (offline flags) and can (a short probe) be contacted.
+"""Process-wide settings decided in one place: torch threads, the compute device and its
+precision, progress bars, environment record, whether the Hugging Face hub may (offline
+flags) and can (a short probe) be contacted.
 
 Threads: a single training process uses every core; when several processes
 compute at once (Flower ClientApps, SuperNodes, parallel tests) each must use
@@ -192,9 +193,13 @@ def onednn_fp32_error(n: int = 256) -> float:
 PRECISIONS = ("fp32-onednn", "fp32", "bf16", "auto")  # what resolve_precision understands
 
 
-def resolve_precision(precision: str) -> str:
-    """The precision a run really uses.
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """The precision a run really uses on `device`.
 
+    On CUDA: 'auto' becomes 'bf16' where the GPU has bf16 arithmetic, else 'fp32';
+    'fp32-onednn' is a CPU mode (oneDNN) and becomes plain 'fp32' (TF32 would not keep
+    fp32 accuracy, the very promise of that mode); 'bf16' autocasts the backbone to bf16
+    and lets the remaining fp32 products use TF32 (`Workbench.matmuls`). On the CPU:
     'auto' becomes 'bf16' where this CPU multiplies bf16 clearly faster (AVX-512 BF16/AMX),
     else 'fp32'. 'fp32-onednn' stays only where oneDNN's products keep fp32 accuracy on
     this CPU (`onednn_fp32_error` <= 1e-5), else it falls back to plain 'fp32' with a
@@ -203,6 +208,10 @@ def resolve_precision(precision: str) -> str:
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
+    if torch.device(device).type == "cuda":
+        if precision == "auto":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "fp32" if precision == "fp32-onednn" else precision
     if precision == "fp32-onednn":
         error = onednn_fp32_error()
         if error <= ONEDNN_MAX_ERROR:
@@ -217,3 +226,51 @@ def resolve_precision(precision: str) -> str:
     if precision != "auto":
         return precision
     return "bf16" if bf16_speedup() >= 1.5 else "fp32"
+
+
+@contextlib.contextmanager
+def cuda_tf32_matmuls() -> Iterator[None]:
+    """Let CUDA fp32 matrix products (and cuDNN convolutions) use TF32 inside the block."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device of `model.device`: 'auto' is CUDA when available, else the CPU.
+
+    Any torch device string is taken (the tests use 'meta'); CUDA must exist here.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise ValueError(f"device {name!r}: this machine has {count} CUDA device(s)")
+    return device
+
+
+def device_name(device: torch.device | str) -> str:
+    """What a run's device is, for environment.json: the GPU's name, or the CPU model."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return _cpu_model()
+    return device.type
+
+
+@cache
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

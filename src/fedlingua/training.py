@@ -5,6 +5,11 @@ Every client, language model or pooled model of a run is a different set of
 trainable tensors swapped into that same workbench, so N simulated clients
 cost one backbone plus N small states. `local_update` is the client update
 used by the in-process simulation and by the Flower ClientApp alike.
+
+The workbench lives on one device (`model.device`): the model, every batch, the
+trainable tensors and the optimizer state are there; states enter and leave as CPU
+tensors (`get_state` copies out, `set_state` copies in), so what is serialized,
+aggregated or saved never holds a device tensor.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import nn
 
 from fedlingua.config import RunConfig
 from fedlingua.data import EncodedSplit, iterate_batches
+from fedlingua.data.batching import to_device
 from fedlingua.methods import (
     Method,
     ParameterCount,
@@ -31,7 +37,12 @@ from fedlingua.methods import (
     trainable_names,
 )
 from fedlingua.models import Backbone, SequenceClassifier
-from fedlingua.runtime import onednn_fp32_matmuls, resolve_precision
+from fedlingua.runtime import (
+    cuda_tf32_matmuls,
+    onednn_fp32_matmuls,
+    resolve_device,
+    resolve_precision,
+)
 
 State = dict[str, torch.Tensor]
 
@@ -47,6 +58,7 @@ class Workbench:
     precision: str = "fp32"
     params: ParameterCount = field(default=None)  # type: ignore[assignment]
     num_labels: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def get_state(self) -> State:
         return get_trainable(self.model, self.names)
@@ -55,23 +67,37 @@ class Workbench:
         set_trainable(self.model, state)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Context of a forward pass: bf16 autocast, or oneDNN fp32 matrix products."""
+        """Context of a forward pass: bf16 autocast (on the workbench's device), or oneDNN
+        fp32 matrix products."""
         if self.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return self.matmuls()
 
     def matmuls(self) -> contextlib.AbstractContextManager:
         """Context of whole training steps (forward and backward): the oneDNN fp32
-        matrix-product mode for 'fp32-onednn', nothing otherwise."""
+        matrix-product mode for 'fp32-onednn' (CPU), TF32 for what bf16 autocast leaves in
+        fp32 on CUDA, nothing otherwise."""
         if self.precision == "fp32-onednn":
             return onednn_fp32_matmuls()
+        if self.precision == "bf16" and self.device.type == "cuda":
+            return cuda_tf32_matmuls()
         return contextlib.nullcontext()
+
+    def batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A CPU batch on the workbench's device."""
+        return to_device(batch, self.device)
 
 
 def build_workbench(
-    backbone: Backbone, num_labels: int, cfg: RunConfig, *, copy_encoder: bool = True
+    backbone: Backbone,
+    num_labels: int,
+    cfg: RunConfig,
+    *,
+    copy_encoder: bool = True,
+    device: torch.device | str | None = None,
 ) -> Workbench:
-    """Wrap (a private copy of) the backbone's encoder with the configured method.
+    """Wrap (a private copy of) the backbone's encoder with the configured method, on
+    `device` (default: `cfg.model.device`).
 
     The copy keeps the caller's backbone pristine: LoRA injects layers into the
     encoder and full fine-tuning changes its weights, so one loaded backbone can
@@ -87,14 +113,18 @@ def build_workbench(
     method = make_method(cfg.method)
     model = method.wrap(classifier)
     names = trainable_names(model)
+    device = resolve_device(cfg.model.device) if device is None else torch.device(device)
+    if device.type != "cpu":
+        model.to(device)
     return Workbench(
         model=model,
         method=method,
         names=names,
         pad_id=int(backbone.tokenizer.pad_token_id),
-        precision=resolve_precision(cfg.model.precision),
+        precision=resolve_precision(cfg.model.precision, device),
         params=count_parameters(model),
         num_labels=num_labels,
+        device=device,
     )
 
 
@@ -148,27 +178,23 @@ def local_update(
     named = list(zip(bench.names, params, strict=True))
     if optimizer_state:
         _load_optimizer_state(opt, named, optimizer_state)
-    shifts = [correction[n] for n in bench.names] if correction is not None else None
+    shifts = None
+    if correction is not None:
+        shifts = [correction[n].to(bench.device) for n in bench.names]
     torch.manual_seed(seed)
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # read once at the end: no device sync per step
+    batches = training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
     with bench.matmuls():
-        for batch in _training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps):
+        for batch in map(bench.batch, batches):
             loss = loss_of(batch)
             _step(opt, loss, params, max_grad_norm, shifts)
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())
             if on_step is not None:
                 on_step()
     bench.model.eval()
-    return UpdateResult(
-        state=bench.get_state(),
-        num_examples=len(data),
-        steps=len(losses),
-        loss_first=losses[0],
-        loss_last=losses[-1],
-        loss_mean=float(np.mean(losses)),
-        compute_s=time.perf_counter() - start,
-        optimizer_state=_optimizer_state(opt, named),
-    )
+    result = update_result(bench.get_state(), len(data), losses, time.perf_counter() - start)
+    result.optimizer_state = _optimizer_state(opt, named)
+    return result
 
 
 def _objective(
@@ -181,10 +207,10 @@ def _objective(
 ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
     """The client's loss of a batch: cross-entropy (on logits + tau log prior with logit
     adjustment), plus FedProx's mu/2 ||w - w_start||^2."""
-    anchors = [state[n].clone() for n in bench.names] if proximal_mu > 0 else None
-    shift = None
-    if logit_adjustment > 0:
-        shift = logit_adjustment * torch.log(label_prior(data.labels, bench.num_labels))
+    anchors = None
+    if proximal_mu > 0:
+        anchors = [state[n].to(bench.device, copy=True) for n in bench.names]
+    shift = client_shift(bench, data, logit_adjustment)
 
     def loss_of(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with bench.autocast():
@@ -197,6 +223,29 @@ def _objective(
         return loss
 
     return loss_of
+
+
+def update_result(
+    state: State, num_examples: int, losses: list[torch.Tensor], compute_s: float
+) -> UpdateResult:
+    """The result of a client update from its CPU state and its per-step loss tensors."""
+    values = torch.stack(losses).cpu().tolist()
+    return UpdateResult(
+        state=state,
+        num_examples=num_examples,
+        steps=len(values),
+        loss_first=values[0],
+        loss_last=values[-1],
+        loss_mean=float(np.mean(values)),
+        compute_s=compute_s,
+    )
+
+
+def client_shift(bench: Workbench, data: EncodedSplit, tau: float) -> torch.Tensor | None:
+    """tau * log(client label prior) on the workbench's device (logit adjustment), or None."""
+    if tau <= 0:
+        return None
+    return (tau * torch.log(label_prior(data.labels, bench.num_labels))).to(bench.device)
 
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -235,7 +284,7 @@ def _step(opt, loss, params: list[nn.Parameter], max_grad_norm: float, shifts=No
 def _optimizer_state(opt: torch.optim.Optimizer, named) -> State:
     """The optimizer's per-tensor state, flat: '<parameter name>::<field>' -> tensor."""
     return {
-        f"{name}::{key}": value.detach().clone()
+        f"{name}::{key}": value.detach().to("cpu", copy=True)
         for name, p in named
         for key, value in opt.state.get(p, {}).items()
         if torch.is_tensor(value)
@@ -245,7 +294,11 @@ def _optimizer_state(opt: torch.optim.Optimizer, named) -> State:
 def _load_optimizer_state(opt: torch.optim.Optimizer, named, flat: State) -> None:
     for name, p in named:
         prefix = f"{name}::"
-        fields = {k[len(prefix) :]: v.clone() for k, v in flat.items() if k.startswith(prefix)}
+        fields = {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+        # moments live with their parameter; Adam's step count stays a CPU scalar
+        fields = {
+            k: v.clone() if k == "step" else v.to(p.device, copy=True) for k, v in fields.items()
+        }
         if fields:
             opt.state[p] = fields
 
@@ -254,15 +307,16 @@ def _load_optimizer_state(opt: torch.optim.Optimizer, named, flat: State) -> Non
 def eval_logits(
     bench: Workbench, state: State | None, data: EncodedSplit, batch_size: int
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """(row indices, fp32 logits, labels) per length-sorted eval batch, model in eval mode."""
+    """(row indices, fp32 CPU logits, labels) per length-sorted eval batch, model in eval mode."""
     if state is not None:
         bench.set_state(state)
     model = bench.model
     model.eval()
     for batch in iterate_batches(data, batch_size=batch_size, pad_id=bench.pad_id, shuffle=False):
+        inputs = bench.batch(batch)
         with bench.autocast():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        yield batch["index"].numpy(), out.logits.float(), batch["labels"]
+            out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        yield batch["index"].numpy(), out.logits.float().cpu(), batch["labels"]
 
 
 def predict(
@@ -280,7 +334,7 @@ def predict(
     return preds
 
 
-def _training_batches(
+def training_batches(
     data: EncodedSplit, batch_size: int, pad_id: int, seed: int, epochs: int, max_steps: int | None
 ) -> Iterator[dict[str, torch.Tensor]]:
     """`epochs` shuffled passes, or exactly `max_steps` batches (re-shuffling as needed)."""

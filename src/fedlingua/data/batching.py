@@ -156,3 +156,18 @@ def iterate_batches(
             "labels": torch.from_numpy(labels[batch]),
             "index": torch.from_numpy(np.asarray(batch, dtype=np.int64)),
         }
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """`batch` on `device`; `index` stays on the CPU (it indexes numpy arrays).
+
+    On CUDA each tensor is pinned first, so the host-to-device copy runs asynchronously
+    (`non_blocking`) on the current stream; on the CPU the batch is returned as it is.
+    """
+    if device.type == "cpu":
+        return batch
+    pin = device.type == "cuda"
+    return {
+        k: v if k == "index" else (v.pin_memory() if pin else v).to(device, non_blocking=pin)
+        for k, v in batch.items()
+    }

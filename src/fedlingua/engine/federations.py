@@ -2,9 +2,11 @@
 
 In-process (the default simulation) every node is a handler on an `InProcessGrid`,
 bound to the experiment's one workbench, inside the client mods a Flower ClientApp
-applies (payload log outermost, then SecAgg+ and DP). With Flower's grid (the
-ServerApp) the SuperNodes play the nodes. A local topology (one node per model)
-trains by plain replacement: no strategy choice, sampling, dropout or measured payloads.
+applies (payload log outermost, then SecAgg+ and DP); with `federation.fuse_clients =
+K > 1` it is a `FusedGrid`, which trains a round's sampled clients K at a time through
+the one backbone. With Flower's grid (the ServerApp) the SuperNodes play the nodes. A
+local topology (one node per model) trains by plain replacement: no strategy choice,
+sampling, dropout or measured payloads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fedlingua.config import ConfigError, FederationConfig
 from fedlingua.experiment import Experiment
 from fedlingua.federation import secagg
 from fedlingua.federation.client import ClientSite, handle_train, train_config
+from fedlingua.federation.fused_grid import FusedGrid
 from fedlingua.federation.grid import InProcessGrid
 from fedlingua.federation.server import Federation
 from fedlingua.federation.strategies import make_strategy
@@ -116,11 +119,16 @@ def _in_process_grid(
 ) -> InProcessGrid:
     """Nodes 1..N on this process's workbench, inside the mods a Flower ClientApp applies."""
     cfg, bench = exp.cfg, exp.bench
+    # the mods a Flower ClientApp applies: payload log (outermost), then SecAgg+ and DP
+    mods = payload_log_mods() + client_mods(cfg)
+    if cfg.federation.fuse_clients > 1:
+        if handler is not handle_train:
+            raise ConfigError("federation.fuse_clients > 1 runs the built-in client update only")
+        return FusedGrid(bench, sites, cfg.federation.fuse_clients, on_step, mods)
     handlers = {
         i + 1: partial(secagg.dispatch, bench, site)
         if cfg.privacy.secure_aggregation
         else partial(handler, bench, site, on_step=on_step)
         for i, site in enumerate(sites)
     }
-    # the mods a Flower ClientApp applies: payload log (outermost), then SecAgg+ and DP
-    return InProcessGrid(handlers, mods=payload_log_mods() + client_mods(cfg), with_context=True)
+    return InProcessGrid(handlers, mods=mods, with_context=True)

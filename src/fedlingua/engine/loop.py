@@ -26,7 +26,13 @@ from fedlingua.experiment import Experiment, build
 from fedlingua.models import Backbone
 from fedlingua.report import RunDir
 from fedlingua.report.plots import write_run_files
-from fedlingua.runtime import configure_threads, environment, flower_log_level, progress_enabled
+from fedlingua.runtime import (
+    configure_threads,
+    device_name,
+    environment,
+    flower_log_level,
+    progress_enabled,
+)
 from fedlingua.training import State
 
 
@@ -66,6 +72,8 @@ def run(
             "seed": cfg.seed,
             "threads": threads,
             "precision": exp.bench.precision,
+            "device": str(exp.bench.device),
+            "device_name": device_name(exp.bench.device),
             "model_source": exp.backbone.source,
         }
     )

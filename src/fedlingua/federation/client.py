@@ -30,7 +30,7 @@ from fedlingua.federation.payload import (
     state_to_record,
 )
 from fedlingua.runtime import derive_seed
-from fedlingua.training import State, Workbench, local_update
+from fedlingua.training import State, UpdateResult, Workbench, local_update
 
 
 class ClientDropout(RuntimeError):
@@ -99,6 +99,32 @@ def hyperparameters(config: ConfigRecord) -> dict:
     )
 
 
+def round_seed(config: ConfigRecord, client_id: str) -> int:
+    """The client's training seed this round; raises `ClientDropout` when the seeded
+    simulated failure (federation.client_dropout) picks it."""
+    server_round, seed = int(config["server-round"]), int(config["seed"])
+    if drops_out(seed, server_round, client_id, float(config["client-dropout"])):
+        raise ClientDropout(f"client {client_id} dropped out in round {server_round}")
+    return client_seed(seed, server_round, client_id)
+
+
+def train_reply(site: ClientSite, result: UpdateResult) -> RecordDict:
+    """What a client sends back: its tensors, its metrics and who it is."""
+    metrics = MetricRecord(
+        {
+            "num-examples": result.num_examples,
+            "train-loss": result.loss_mean,
+            "train-loss-last": result.loss_last,
+            "steps": result.steps,
+            "compute-s": result.compute_s,
+        }
+    )
+    identity = ConfigRecord({"client-id": site.client_id, "lang": site.lang})
+    return RecordDict(
+        {ARRAYS_KEY: state_to_record(result.state), METRICS_KEY: metrics, CLIENT_KEY: identity}
+    )
+
+
 def handle_train(
     bench: Workbench,
     site: ClientSite,
@@ -113,10 +139,7 @@ def handle_train(
     SCAFFOLD so does the client's control variate c_i.
     """
     config = content[CONFIG_KEY]
-    server_round = int(config["server-round"])
-    seed = int(config["seed"])
-    if drops_out(seed, server_round, site.client_id, float(config["client-dropout"])):
-        raise ClientDropout(f"client {site.client_id} dropped out in round {server_round}")
+    seed = round_seed(config, site.client_id)
     expected = {n: tuple(p.shape) for n, p in bench.model.named_parameters() if p.requires_grad}
     state = record_to_state(content[ARRAYS_KEY], expected)
     keep = bool(config.get("keep-optimizer-state", False)) and context is not None
@@ -125,7 +148,7 @@ def handle_train(
         bench,
         state,
         site.train,
-        seed=client_seed(seed, server_round, site.client_id),
+        seed=seed,
         optimizer_state=_kept(context, OPTIMIZER_STATE) if keep else None,
         correction=scaffold.correction if scaffold is not None else None,
         on_step=on_step,
@@ -133,19 +156,7 @@ def handle_train(
     )
     if keep:
         _keep(context, OPTIMIZER_STATE, result.optimizer_state)
-    metrics = MetricRecord(
-        {
-            "num-examples": result.num_examples,
-            "train-loss": result.loss_mean,
-            "train-loss-last": result.loss_last,
-            "steps": result.steps,
-            "compute-s": result.compute_s,
-        }
-    )
-    identity = ConfigRecord({"client-id": site.client_id, "lang": site.lang})
-    reply = RecordDict(
-        {ARRAYS_KEY: state_to_record(result.state), METRICS_KEY: metrics, CLIENT_KEY: identity}
-    )
+    reply = train_reply(site, result)
     if scaffold is not None:
         reply[CONTROL_DELTA_KEY] = state_to_record(
             scaffold.update(state, result.state, result.steps, float(config["lr"]))

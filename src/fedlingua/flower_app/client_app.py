@@ -13,6 +13,9 @@ config mismatch reads the same in metrics.jsonl under both.
 The handlers run inside the same client mods the in-process grid applies: the
 payload log (`FEDLINGUA_PAYLOAD_LOG`, outermost: it records what leaves) and the
 differential-privacy mods `privacy.dp` asks for (`fedlingua.privacy.dp.client_mods`).
+
+A SuperNode computes on the device its node config names (`--node-config "device='cuda:0'"`),
+which replaces the run config's `model.device` for that node only.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedlingua.config import RunConfig
 from fedlingua.federation.client import ClientDropout, ClientSite
 from fedlingua.federation.faults import fault_injection
 from fedlingua.federation.mods import compose, error_reply
@@ -37,9 +41,19 @@ app = ClientApp()
 
 def _site(context: Context) -> tuple[ClientTask, ClientSite]:
     configure_threads(1)
-    task = client_task(load_run_config(context.run_config))
     node = context.node_config
+    task = client_task(node_run_config(context))
     return task, task.site(int(node["partition-id"]), int(node["num-partitions"]))
+
+
+def node_run_config(context: Context) -> RunConfig:
+    """The run config, on the device the node config names (`device`), if it names one."""
+    cfg = load_run_config(context.run_config)
+    device = str(context.node_config.get("device", "") or "")
+    if device:
+        cfg.model.device = device
+        cfg.validate()
+    return cfg
 
 
 def _reply(msg: Message, work: Callable[[], RecordDict]) -> Message:
