@@ -66,17 +66,7 @@ def run(
     cfg, rundir = _open(cfg, resume)
     threads = configure_threads(cfg.threads)
     exp = experiment if experiment is not None else build(cfg, backbone=backbone)
-    rundir.write_environment(
-        environment()
-        | {
-            "seed": cfg.seed,
-            "threads": threads,
-            "precision": exp.bench.precision,
-            "device": str(exp.bench.device),
-            "device_name": device_name(exp.bench.device),
-            "model_source": exp.backbone.source,
-        }
-    )
+    rundir.write_environment(_environment(exp, threads))
     show = progress_enabled(cfg.progress)
     steps_bar = tqdm(desc="client steps", unit="step", disable=not show, leave=False)
     feds = build_federations(
@@ -106,6 +96,18 @@ def run(
     finally:
         steps_bar.close()
     return _finish(exp, rundir, feds, progress, time.perf_counter() - t_run)
+
+
+def _environment(exp: Experiment, threads: int) -> dict:
+    """environment.json: versions, seed, threads, precision and device actually used."""
+    return environment() | {
+        "seed": exp.cfg.seed,
+        "threads": threads,
+        "precision": exp.bench.precision,
+        "device": str(exp.bench.device),
+        "device_name": device_name(exp.bench.device),
+        "model_source": exp.backbone.source,
+    }
 
 
 def _open(cfg: RunConfig, resume: str | Path | None) -> tuple[RunConfig, RunDir]:
