@@ -197,7 +197,7 @@ def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
         "| candidate | dev avg | dev low-res | round | rounds run | "
         + " | ".join(f"recall {c}" for c in classes)
         + " | never predicted | wall s |",
-        "|---" + "|---:" * (5 + len(classes)) + "|---|---:|",
+        "|---" + "|---:" * (4 + len(classes)) + "|---|---:|",
     ]
     for name, r in ranked:
         never = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["never_predicted"].items())
@@ -229,7 +229,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(DATASETS))
     parser.add_argument("--only", help="comma-separated candidate names (default: all)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the .md from the committed .json"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads((RESULTS / f"recipe_sweep_{args.dataset}.json").read_text())
+        write_results(args.dataset, saved["rows"], saved["command"])
+        return
     os.environ.setdefault("FEDLINGUA_THREADS", "1")
     names = args.only.split(",") if args.only else list(CANDIDATES)
     unknown = sorted(set(names) - set(CANDIDATES))

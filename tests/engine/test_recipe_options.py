@@ -15,6 +15,18 @@ from fedlingua.training import label_prior, local_update
 QUIET = dict(log=lambda line: None)
 
 
+def _interrupted_after_round_1_and_resumed(tmp_path, tiny_backbone, tiny_config, kw) -> dict:
+    """Results of run "cut": stopped by Ctrl-C after round 1, then resumed to its end."""
+
+    def stop_after_round_1(line: str) -> None:
+        if line.startswith("round 1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_config(tmp_path, name="cut", **kw), backbone=tiny_backbone, log=stop_after_round_1)
+    return run(None, resume=tmp_path / "cut", backbone=tiny_backbone, **QUIET)
+
+
 def test_scores_give_recall_per_class_confusion_and_never_predicted_classes():
     gold = np.array([0, 0, 1, 1, 2, 2])
     preds = np.array([0, 1, 1, 1, 0, 1])
@@ -41,14 +53,7 @@ def test_early_stopping_stops_and_resumes_where_an_uninterrupted_run_stops(
     assert [p["round"] for p in full["curve"]] == list(range(1, full["rounds_run"] + 1))
     assert all("dev" in p for p in full["curve"])
     # interrupt the same run after round 1 and resume it: it stops where the other did
-
-    def stop_after_round_1(line: str) -> None:
-        if line.startswith("round 1"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(tiny_config(tmp_path, name="cut", **kw), backbone=tiny_backbone, log=stop_after_round_1)
-    resumed = run(None, resume=tmp_path / "cut", backbone=tiny_backbone, **QUIET)
+    resumed = _interrupted_after_round_1_and_resumed(tmp_path, tiny_backbone, tiny_config, kw)
     assert resumed["rounds_run"] == full["rounds_run"]
     assert resumed["languages"] == full["languages"]
     a, b = load_final_states(tmp_path / "full"), load_final_states(tmp_path / "cut")
@@ -126,14 +131,7 @@ def test_scaffold_with_kept_client_state_resumes_bit_exactly(tmp_path, tiny_back
         train__local_steps=2,
     )
     full = run(tiny_config(tmp_path, name="full", **kw), backbone=tiny_backbone, **QUIET)
-
-    def stop_after_round_1(line: str) -> None:
-        if line.startswith("round 1"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(tiny_config(tmp_path, name="cut", **kw), backbone=tiny_backbone, log=stop_after_round_1)
-    resumed = run(None, resume=tmp_path / "cut", backbone=tiny_backbone, **QUIET)
+    resumed = _interrupted_after_round_1_and_resumed(tmp_path, tiny_backbone, tiny_config, kw)
     a, b = load_final_states(tmp_path / "full"), load_final_states(tmp_path / "cut")
     assert all(torch.equal(a["global"][k], b["global"][k]) for k in a["global"])
     assert resumed["languages"] == full["languages"]
