@@ -14,12 +14,13 @@ from .readers import (
     FORMATS,
     RowPolicy,
     TableSpec,
+    assemble_read,
     iter_delimited,
     iter_jsonl,
     read_rows,
     read_text,
 )
-from .schema import SPLITS, DataError, DataUnavailableError, MultilingualDataset, RawRow, assemble
+from .schema import SPLITS, DataError, DataUnavailableError, MultilingualDataset, RawRow
 
 COLUMN_KEYS: tuple[str, ...] = ("text", "text_pair", "label")
 
@@ -264,12 +265,4 @@ def load_folder(
     notes += _shared_split_notes(stems)
     has_pair = (row[1] is not None for s in raw.values() for r in s.values() for row in r[:1])
     task = "pair" if any(has_pair) else "single"
-    return assemble(
-        name or root.name,
-        raw,
-        labels,
-        task=task,
-        notes=notes + policy.notes(),
-        skipped=policy.skipped,
-        lang_labels=lang_labels,
-    )
+    return assemble_read(name or root.name, raw, labels, task, notes, policy, lang_labels)

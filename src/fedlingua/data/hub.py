@@ -17,8 +17,8 @@ from fedlingua.runtime import hub_offline_reason, hub_unreachable
 
 from .folder import global_labels, select_languages
 from .presets import PRESETS, HubSpec
-from .readers import RowPolicy, TableSpec, check_row
-from .schema import SPLITS, DataError, DataUnavailableError, MultilingualDataset, RawRow, assemble
+from .readers import RowPolicy, TableSpec, assemble_read, check_row
+from .schema import SPLITS, DataError, DataUnavailableError, MultilingualDataset, RawRow
 
 _SPLIT_NAMES = {"train": ("train",), "dev": ("validation", "dev", "valid"), "test": ("test",)}
 
@@ -225,15 +225,7 @@ def _assemble_hub(ref, spec, jobs, fetched, languages, lang_col, label_names, po
             lang_labels[code] = tuple(names)
     labels = global_labels(lang_labels, label_names)
     task = "pair" if spec.text_pair else "single"
-    return assemble(
-        f"hf:{ref}",
-        raw,
-        labels,
-        task=task,
-        notes=notes + policy.notes(),
-        skipped=policy.skipped,
-        lang_labels=lang_labels,
-    )
+    return assemble_read(f"hf:{ref}", raw, labels, task, notes, policy, lang_labels)
 
 
 def _pick_split(dd, split: str, spec: HubSpec, lang: str) -> str | None:

@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schema import DataError, RawRow
+from .schema import DataError, MultilingualDataset, RawRow, assemble
 
 FORMATS: dict[str, str | None] = {".tsv": "\t", ".csv": ",", ".jsonl": None}
 QUOTING: tuple[str, ...] = ("csv", "none")
@@ -56,6 +56,23 @@ class RowPolicy:
             f"skipped {n} bad row(s) in {key}; first: {self.first[key]}"
             for key, n in self.skipped.items()
         ]
+
+    def keep(self, rows: list[RawRow], row: RawRow | DataError) -> None:
+        """Append a checked row, or deal with its error (raise, or count and skip)."""
+        if isinstance(row, DataError):
+            self.bad(row)
+        else:
+            rows.append(row)
+
+
+def assemble_read(
+    name: str, raw: dict, labels, task: str, notes: list[str], policy: RowPolicy, lang_labels: dict
+) -> MultilingualDataset:
+    """The dataset of rows read under `policy` (its skipped rows counted in the notes)."""
+    notes = notes + policy.notes()
+    return assemble(
+        name, raw, labels, task=task, notes=notes, skipped=policy.skipped, lang_labels=lang_labels
+    )
 
 
 @dataclass(frozen=True)
@@ -267,6 +284,7 @@ def _rows_from_delimited(
     text_idx = [index[c] for c in spec.text]
     pair_idx = index[spec.text_pair] if spec.text_pair else None
     label_idx = index[spec.label]
+    checks = dict(spec=spec, allowed=allowed, label_hint=label_hint)
     rows: list[RawRow] = []
     for line, fields in records:
         if not n_fields:
@@ -274,20 +292,9 @@ def _rows_from_delimited(
         if len(fields) != n_fields:
             policy.bad(_field_count_error(path, line, fields, n_fields, names, spec.quoting))
             continue
-        row = check_row(
-            path,
-            line,
-            text=[fields[i] for i in text_idx],
-            pair=None if pair_idx is None else fields[pair_idx],
-            label=fields[label_idx],
-            spec=spec,
-            allowed=allowed,
-            label_hint=label_hint,
-        )
-        if isinstance(row, DataError):
-            policy.bad(row)
-        else:
-            rows.append(row)
+        text, label = [fields[i] for i in text_idx], fields[label_idx]
+        pair = None if pair_idx is None else fields[pair_idx]
+        policy.keep(rows, check_row(path, line, text=text, pair=pair, label=label, **checks))
     return rows
 
 
@@ -382,6 +389,7 @@ def _rows_from_jsonl(
     policy: RowPolicy,
     label_hint: str,
 ) -> list[RawRow]:
+    checks = dict(spec=spec, allowed=allowed, label_hint=label_hint)
     rows: list[RawRow] = []
     for line, obj in iter_jsonl(path, policy=policy):
         missing = [c for c in spec.columns() if c not in obj]
@@ -411,18 +419,6 @@ def _rows_from_jsonl(
                 )
                 continue
             label = label_names[label] if label_names is not None else str(label)
-        row = check_row(
-            path,
-            line,
-            text=[obj[c] for c in spec.text],
-            pair=obj[spec.text_pair] if spec.text_pair else None,
-            label=label,
-            spec=spec,
-            allowed=allowed,
-            label_hint=label_hint,
-        )
-        if isinstance(row, DataError):
-            policy.bad(row)
-        else:
-            rows.append(row)
+        text, pair = [obj[c] for c in spec.text], obj[spec.text_pair] if spec.text_pair else None
+        policy.keep(rows, check_row(path, line, text=text, pair=pair, label=label, **checks))
     return rows
