@@ -356,7 +356,9 @@ def plot(dataset: str, rows: list[dict], order: list[str]) -> None:
             order, [100 * r["languages"][x]["accuracy"] for x in order], marker="o", label=label
         )
         mb = max(r["communication"]["bytes_total"] / 1e6, 1e-3)
-        ax2.scatter([mb], [100 * r["averages"]["average"]], label=label)
+        acc = 100 * r["averages"]["average"]
+        ax2.scatter([mb], [acc], label=label)
+        ax2.annotate(label, (mb, acc), xytext=(4, 3), textcoords="offset points", fontsize=7)
     ax1.set_ylabel("test accuracy (%)")
     ax1.set_title(f"{dataset}: per language (ordered by training size)")
     ax1.tick_params(axis="x", rotation=60)
