@@ -138,6 +138,7 @@ class UpdateResult:
     loss_mean: float
     compute_s: float
     optimizer_state: State = field(default_factory=dict)
+    mean_gradient: State = field(default_factory=dict)  # with `correction` (SCAFFOLD)
 
 
 def local_update(
@@ -162,10 +163,10 @@ def local_update(
 ) -> UpdateResult:
     """Train `state` on `data` for `epochs` passes (or `max_steps` steps) and return it.
 
-    The optimizer (AdamW, or SGD with `momentum`) starts fresh or from `optimizer_state`
-    (a client that keeps its state across rounds); `correction` (SCAFFOLD's c - c_i) is
-    added to every gradient; `proximal_mu` adds FedProx's term; `logit_adjustment` tau
-    takes the loss on logits + tau log(client label prior). Randomness derives from `seed`.
+    The optimizer (AdamW, or SGD with `momentum`) starts fresh or from `optimizer_state`;
+    `correction` (SCAFFOLD's c - c_i) is added to every gradient (the mean gradient is
+    returned); `proximal_mu` adds FedProx's term; `logit_adjustment` tau takes the loss on
+    logits + tau log(client label prior). Randomness derives from `seed`.
     """
     if len(data) == 0:
         raise ValueError("local_update got a client with no training examples")
@@ -178,22 +179,26 @@ def local_update(
     named = list(zip(bench.names, params, strict=True))
     if optimizer_state:
         _load_optimizer_state(opt, named, optimizer_state)
-    shifts = None
+    shifts = sums = None
     if correction is not None:
         shifts = [correction[n].to(bench.device) for n in bench.names]
+        sums = [torch.zeros_like(p) for p in params]
     torch.manual_seed(seed)
     losses: list[torch.Tensor] = []  # read once at the end: no device sync per step
     batches = training_batches(data, batch_size, bench.pad_id, seed, epochs, max_steps)
     with bench.matmuls():
         for batch in map(bench.batch, batches):
             loss = loss_of(batch)
-            _step(opt, loss, params, max_grad_norm, shifts)
+            _step(opt, loss, params, max_grad_norm, shifts, sums)
             losses.append(loss.detach())
             if on_step is not None:
                 on_step()
     bench.model.eval()
     result = update_result(bench.get_state(), len(data), losses, time.perf_counter() - start)
     result.optimizer_state = _optimizer_state(opt, named)
+    if sums is not None:  # the mean gradient along the local trajectory (SCAFFOLD's c_i+)
+        n = max(result.steps, 1)
+        result.mean_gradient = {k: (g / n).cpu() for k, g in zip(bench.names, sums, strict=True)}
     return result
 
 
@@ -269,14 +274,15 @@ def label_prior(labels: list[int], num_labels: int, smoothing: float = 1.0) -> t
     return (counts / counts.sum()).float()
 
 
-def _step(opt, loss, params: list[nn.Parameter], max_grad_norm: float, shifts=None) -> None:
+def _step(opt, loss, params: list[nn.Parameter], max_grad_norm: float, shifts=None, sums=None):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-    if shifts is not None:  # SCAFFOLD: g - c_i + c
-        for p, shift in zip(params, shifts, strict=True):
+    if shifts is not None:  # SCAFFOLD: sum the gradients as computed, then step on g - c_i + c
+        for p, shift, total in zip(params, shifts, sums, strict=True):
             if p.grad is not None:
+                total.add_(p.grad)
                 p.grad.add_(shift.to(p.grad.dtype))
     opt.step()
 

@@ -18,11 +18,13 @@ from fedlingua.training import State, local_update, predict
 
 
 def personalize(exp: Experiment, states: dict[str, State], steps: int) -> dict:
-    """Scores of every client's personalized model on its language's test split."""
+    """Scores of every client's personalized model on its language's test split (and,
+    under "dev", on its dev split: what chooses a recipe)."""
     cfg, bench = exp.cfg, exp.bench
     t = cfg.train
     lr = t.lr or bench.method.default_lr
     per_client: dict[str, list[dict]] = {}
+    per_client_dev: dict[str, list[dict]] = {}
     compute_s = 0.0
     for c in exp.clients:
         model = exp.model_for(c.lang)
@@ -45,14 +47,19 @@ def personalize(exp: Experiment, states: dict[str, State], steps: int) -> dict:
             logit_adjustment=t.logit_adjustment,
         )
         compute_s += result.compute_s
-        preds = predict(bench, result.state, test, t.eval_batch_size)
-        per_client.setdefault(c.lang, []).append(scores(preds, test.labels, exp.dataset.labels))
+        for split, store in ((test, per_client), (exp.dev.get(c.lang), per_client_dev)):
+            if split is not None and len(split):
+                preds = predict(bench, result.state, split, t.eval_batch_size)
+                score = scores(preds, split.labels, exp.dataset.labels)
+                store.setdefault(c.lang, []).append(score)
     languages = {lang: _mean_scores(rows) for lang, rows in per_client.items()}
+    dev = {lang: _mean_scores(rows)["accuracy"] for lang, rows in per_client_dev.items()}
     return {
         "steps": steps,
         "clients": sum(len(rows) for rows in per_client.values()),
         "compute_s": compute_s,
         "languages": languages,
+        "dev": dev,
         "averages": averages(
             languages, client_languages=list(languages), low_resource=cfg.data.low_resource
         ),

@@ -158,9 +158,7 @@ def handle_train(
         _keep(context, OPTIMIZER_STATE, result.optimizer_state)
     reply = train_reply(site, result)
     if scaffold is not None:
-        reply[CONTROL_DELTA_KEY] = state_to_record(
-            scaffold.update(state, result.state, result.steps, float(config["lr"]))
-        )
+        reply[CONTROL_DELTA_KEY] = state_to_record(scaffold.update(result.mean_gradient))
     return reply
 
 
@@ -180,12 +178,15 @@ def _keep(context: Context | None, name: str, state: State) -> None:
 
 
 class Scaffolding:
-    """The client side of SCAFFOLD (Karimireddy et al. 2020, option II).
+    """The client side of SCAFFOLD (Karimireddy et al. 2020).
 
     The server sends its control variate c; the client keeps its own c_i (zero at first)
-    in its Context, corrects every gradient by c - c_i, and after K steps of learning rate
-    lr sets c_i+ = c_i - c + (x - y) / (K lr) (x: the global tensors received, y: its
-    trained ones), replying with c_i+ - c_i.
+    in its Context, corrects every gradient by c - c_i, and sets c_i+ to the mean of the
+    gradients it computed along its local steps, replying with c_i+ - c_i. With plain SGD
+    that is exactly the paper's option II, c_i - c + (x - y) / (K lr); unlike option II it
+    stays a gradient estimate under an adaptive client optimizer (AdamW moves every
+    parameter by about lr per step whatever its gradient, which option II would turn
+    into a control variate of size 1).
     """
 
     def __init__(self, content: RecordDict, context: Context | None, expected: dict) -> None:
@@ -195,9 +196,8 @@ class Scaffolding:
         self.c_i = kept if kept is not None else {k: torch.zeros_like(v) for k, v in self.c.items()}
         self.correction = {k: self.c[k] - self.c_i[k] for k in self.c}
 
-    def update(self, x: State, y: State, steps: int, lr: float) -> State:
-        """Store c_i+ in the node's context; return c_i+ - c_i."""
-        scale = 1.0 / (max(steps, 1) * lr)
-        new = {k: self.c_i[k] - self.c[k] + (x[k] - y[k]) * scale for k in self.c}
+    def update(self, mean_gradient: State) -> State:
+        """Store c_i+ (the mean local gradient) in the node's context; return c_i+ - c_i."""
+        new = {k: mean_gradient[k].to(self.c[k].dtype) for k in self.c}
         _keep(self.context, CLIENT_CONTROL, new)
         return {k: new[k] - self.c_i[k] for k in self.c}
