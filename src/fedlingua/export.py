@@ -22,6 +22,7 @@ without the virtual-token positions (prompt methods put them first) and without 
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 from pathlib import Path
@@ -45,12 +46,26 @@ def export(
     which: str = "final",
     backbone: Backbone | None = None,
 ) -> Path:
-    """Write the export of `run_dir` into `out_dir` (which must be empty or new)."""
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty: export into a new folder")
+    """Write the export of `run_dir` into `out_dir` (which must be empty or new).
+
+    The folder is written under a temporary name beside `out_dir` and renamed when
+    complete: a crash never leaves a half-written export behind.
+    """
+    final = Path(out_dir)
+    if final.exists() and any(final.iterdir()):
+        raise FileExistsError(f"{final} is not empty: export into a new folder")
     clf = load(run_dir, which=which, backbone=backbone)
-    out.mkdir(parents=True, exist_ok=True)
+    out = final.parent / f".{final.name}.partial-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    _write(clf, which, out)
+    if final.exists():
+        final.rmdir()
+    out.rename(final)
+    return final
+
+
+def _write(clf: Classifier, which: str, out: Path) -> None:
     single = len(clf.states) == 1
     folders = {name: out if single else out / name for name in clf.states}
     for name, folder in folders.items():
@@ -62,7 +77,6 @@ def export(
     )
     _copy_run(clf, which, out / EXPORT_RUN)
     write_text(out / "README.md", model_card(clf))
-    return out
 
 
 def base_model_id(name: str) -> str:
