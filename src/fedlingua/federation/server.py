@@ -194,6 +194,9 @@ class Federation:
             try:
                 received = record_to_state(reply.content[ARRAYS_KEY])
                 check_state(received, self.expected)
+                for name, record in reply.content.array_records.items():
+                    if name != ARRAYS_KEY:  # e.g. SCAFFOLD's control change: tensor per tensor
+                        check_state(record_to_state(record), self.expected)
                 examples = reply.content[METRICS_KEY]["num-examples"]
                 if not examples or examples <= 0:
                     raise PayloadError("num-examples must be a positive count")
