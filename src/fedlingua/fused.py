@@ -32,8 +32,10 @@ from fedlingua.training import (
     State,
     UpdateResult,
     Workbench,
+    client_loss,
     client_shift,
     make_optimizer,
+    proximal_anchors,
     training_batches,
     update_result,
 )
@@ -132,9 +134,7 @@ def _client(
     for t in params.values():
         t.requires_grad_(True)
     opt = make_optimizer(optimizer, list(params.values()), **hyper)
-    anchors = None
-    if proximal_mu > 0:
-        anchors = [state[n].to(bench.device, copy=True) for n in bench.names]
+    anchors = proximal_anchors(bench, state, proximal_mu)
     s = schedule
     batches = training_batches(
         data, s["batch_size"], bench.pad_id, seed, s["epochs"], s["max_steps"]
@@ -153,12 +153,7 @@ def _fused_step(
     logits = _forward(bench, active)
     total = None
     for (c, batch), out in zip(active, logits, strict=True):
-        out = out if c.shift is None else out + c.shift
-        loss = nn.functional.cross_entropy(out, batch["labels"])
-        if c.anchors is not None:
-            params = c.params.values()
-            prox = sum(((p - a) ** 2).sum() for p, a in zip(params, c.anchors, strict=True))
-            loss = loss + 0.5 * proximal_mu * prox
+        loss = client_loss(out, batch["labels"], c.shift, c.params.values(), c.anchors, proximal_mu)
         c.losses.append(loss.detach())
         total = loss if total is None else total + loss
     for c, _ in active:

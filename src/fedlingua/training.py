@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,15 +158,16 @@ def local_update(
     momentum: float = 0.9,
     logit_adjustment: float = 0.0,
     optimizer_state: State | None = None,
+    keep_optimizer_state: bool = False,
     correction: State | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> UpdateResult:
     """Train `state` on `data` for `epochs` passes (or `max_steps` steps) and return it.
 
-    The optimizer (AdamW, or SGD with `momentum`) starts fresh or from `optimizer_state`;
-    `correction` (SCAFFOLD's c - c_i) is added to every gradient (the mean gradient is
-    returned); `proximal_mu` adds FedProx's term; `logit_adjustment` tau takes the loss on
-    logits + tau log(client label prior). Randomness derives from `seed`.
+    The optimizer (AdamW, or SGD with `momentum`) starts fresh or from `optimizer_state`
+    (returned with `keep_optimizer_state`); `correction` (SCAFFOLD's c - c_i) is added to
+    every gradient (the mean gradient is returned); `proximal_mu` adds FedProx's term;
+    `logit_adjustment` tau: loss on logits + tau log(client prior). Seeded by `seed`.
     """
     if len(data) == 0:
         raise ValueError("local_update got a client with no training examples")
@@ -177,8 +178,7 @@ def local_update(
     loss_of = _objective(bench, state, data, params, proximal_mu, logit_adjustment)
     opt = make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay, momentum=momentum)
     named = list(zip(bench.names, params, strict=True))
-    if optimizer_state:
-        _load_optimizer_state(opt, named, optimizer_state)
+    _load_optimizer_state(opt, named, optimizer_state or {})  # nothing to load: a fresh one
     shifts = sums = None
     if correction is not None:
         shifts = [correction[n].to(bench.device) for n in bench.names]
@@ -195,11 +195,16 @@ def local_update(
                 on_step()
     bench.model.eval()
     result = update_result(bench.get_state(), len(data), losses, time.perf_counter() - start)
-    result.optimizer_state = _optimizer_state(opt, named)
-    if sums is not None:  # the mean gradient along the local trajectory (SCAFFOLD's c_i+)
-        n = max(result.steps, 1)
-        result.mean_gradient = {k: (g / n).cpu() for k, g in zip(bench.names, sums, strict=True)}
+    if keep_optimizer_state:  # copied out only for a client that keeps it
+        result.optimizer_state = _optimizer_state(opt, named)
+    if sums is not None:
+        result.mean_gradient = _mean_gradient(bench.names, sums, result.steps)
     return result
+
+
+def _mean_gradient(names: list[str], sums: list[torch.Tensor], steps: int) -> State:
+    """The mean gradient along the local trajectory, on the CPU (SCAFFOLD's c_i+)."""
+    return {k: (g / max(steps, 1)).cpu() for k, g in zip(names, sums, strict=True)}
 
 
 def _objective(
@@ -212,22 +217,39 @@ def _objective(
 ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
     """The client's loss of a batch: cross-entropy (on logits + tau log prior with logit
     adjustment), plus FedProx's mu/2 ||w - w_start||^2."""
-    anchors = None
-    if proximal_mu > 0:
-        anchors = [state[n].to(bench.device, copy=True) for n in bench.names]
+    anchors = proximal_anchors(bench, state, proximal_mu)
     shift = client_shift(bench, data, logit_adjustment)
 
     def loss_of(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with bench.autocast():
             out = bench.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        logits = out.logits.float() if shift is None else out.logits.float() + shift
-        loss = nn.functional.cross_entropy(logits, batch["labels"])
-        if anchors is not None:
-            prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
-            loss = loss + 0.5 * proximal_mu * prox
-        return loss
+        return client_loss(out.logits.float(), batch["labels"], shift, params, anchors, proximal_mu)
 
     return loss_of
+
+
+def client_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    shift: torch.Tensor | None,
+    params: Iterable[torch.Tensor],
+    anchors: list[torch.Tensor] | None,
+    proximal_mu: float,
+) -> torch.Tensor:
+    """Cross-entropy of fp32 `logits` (+ the logit-adjustment `shift`), plus FedProx's
+    mu/2 ||w - w_start||^2 when `anchors` (w_start) are given."""
+    loss = nn.functional.cross_entropy(logits if shift is None else logits + shift, labels)
+    if anchors is not None:
+        prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchors, strict=True))
+        loss = loss + 0.5 * proximal_mu * prox
+    return loss
+
+
+def proximal_anchors(bench: Workbench, state: State, mu: float) -> list[torch.Tensor] | None:
+    """FedProx's w_start on the workbench's device, in `bench.names` order (None: mu = 0)."""
+    if mu <= 0:
+        return None
+    return [state[n].to(bench.device, copy=True) for n in bench.names]
 
 
 def update_result(

@@ -150,6 +150,7 @@ def handle_train(
         site.train,
         seed=seed,
         optimizer_state=_kept(context, OPTIMIZER_STATE) if keep else None,
+        keep_optimizer_state=keep,
         correction=scaffold.correction if scaffold is not None else None,
         on_step=on_step,
         **hyperparameters(config),
