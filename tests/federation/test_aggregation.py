@@ -94,3 +94,17 @@ def test_other_flower_strategies_aggregate(strategy):
     assert not torch.equal(fed.state["w"], INIT["w"])
     if strategy == "fedmedian":
         assert torch.allclose(fed.state["w"], torch.full((2, 3), 3.0))
+
+
+def test_a_reply_whose_extra_tensor_record_is_malformed_is_rejected():
+    """Every tensor record of a reply (e.g. SCAFFOLD's control change) is checked, not only
+    the global tensors."""
+
+    def with_bad_extra(content):
+        reply = _reply(1.0, 10)
+        reply["scaffold-control-delta"] = state_to_record({"w": torch.full((3, 2), float("nan"))})
+        return reply
+
+    fed = _federation({1: lambda c: _reply(1.0, 10), 2: with_bad_extra})
+    out = fed.step(1)
+    assert out.succeeded == ["c1"] and "rejected reply" in out.failed["c2"]
