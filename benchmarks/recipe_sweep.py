@@ -82,6 +82,14 @@ DATASETS: dict[str, dict] = {
     },
 }
 
+# The scarce-data regime of the paper (tens of examples per language): the CLDR locales
+# with fewer training names each; everything else as in "cldr".
+for _n in (16, 24):
+    DATASETS[f"cldr-{_n}"] = {
+        "overrides": DATASETS["cldr"]["overrides"] | {"data.max_train_per_client": _n},
+        "note": DATASETS["cldr"]["note"].replace("48 training", f"{_n} training"),
+    }
+
 # name -> overrides on top of the common settings (paradigm federated unless said), in
 # the order they run: a sweep cut short still holds the baselines and the main contenders.
 CANDIDATES: dict[str, dict] = {

@@ -216,6 +216,9 @@ class EvalConfig:
         "accuracy (needs select_on_dev; federation.rounds is then a maximum)",
         None,
     )
+    min_rounds: Int = _help(
+        "early stopping: no model stops before this round (a slow start is not a plateau)", 0
+    )
     personalize: Int = _help(
         "local steps each client fine-tunes the final model for, scored apart (0 = off)", 0
     )
@@ -321,6 +324,7 @@ def _check_evaluation(cfg: RunConfig) -> None:
         ev.patience is None or ev.select_on_dev,
         "evaluation.patience stops on dev accuracy: set evaluation.select_on_dev=true",
     )
+    _need(ev.min_rounds >= 0, "evaluation.min_rounds must be >= 0")
     _need(ev.personalize >= 0, "evaluation.personalize must be >= 0 local steps")
     _need(cfg.train.logit_adjustment >= 0, "train.logit_adjustment must be >= 0")
 

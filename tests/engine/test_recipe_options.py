@@ -58,6 +58,13 @@ def test_early_stopping_stops_and_resumes_where_an_uninterrupted_run_stops(
     assert resumed["languages"] == full["languages"]
     a, b = load_final_states(tmp_path / "full"), load_final_states(tmp_path / "cut")
     assert all(torch.equal(a["global"][k], b["global"][k]) for k in a["global"])
+    # with min_rounds no model stops before that round
+    held = run(
+        tiny_config(tmp_path, name="held", evaluation__min_rounds=full["rounds_run"] + 2, **kw),
+        backbone=tiny_backbone,
+        **QUIET,
+    )
+    assert held["rounds_run"] >= full["rounds_run"] + 2
 
 
 def test_personalized_and_prior_adjusted_scores_are_reported_apart(

@@ -155,9 +155,10 @@ def _restore(rundir: RunDir, feds: dict, resume, log: Callable[[str], None]) -> 
 def _active(cfg: RunConfig, models: list[str], rnd: int, progress: Progress) -> list[str]:
     """The models that still train in round `rnd`: all of them, or with early stopping
     those whose dev accuracy improved within the last `evaluation.patience` evaluations
-    (derived from the checkpointed best rounds, so a resumed run stops where it would)."""
+    (derived from the checkpointed best rounds, so a resumed run stops where it would).
+    No model stops before round `evaluation.min_rounds`."""
     patience = cfg.evaluation.patience
-    if patience is None:
+    if patience is None or rnd <= cfg.evaluation.min_rounds:
         return models
     every = cfg.evaluation.every
     return [
