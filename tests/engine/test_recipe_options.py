@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from fedlingua.engine import load_final_states, run
+from fedlingua.engine import evaluate_run, load_final_states, run
 from fedlingua.evaluation import scores
 from fedlingua.experiment import build
+from fedlingua.report import RunDir
 from fedlingua.training import label_prior, local_update
 
 QUIET = dict(log=lambda line: None)
@@ -65,6 +66,28 @@ def test_early_stopping_stops_and_resumes_where_an_uninterrupted_run_stops(
         **QUIET,
     )
     assert held["rounds_run"] >= full["rounds_run"] + 2
+
+
+@pytest.mark.parametrize("paradigm", ["federated", "monolingual"])
+def test_dev_selection_tests_only_improving_models_and_reports_their_best_round(
+    paradigm, tmp_path, tiny_backbone, tiny_config
+):
+    cfg = tiny_config(
+        tmp_path, paradigm=paradigm, federation__rounds=5, evaluation__select_on_dev=True
+    )
+    res = run(cfg, backbone=tiny_backbone, **QUIET)
+    records = RunDir(res["run_dir"]).metrics()
+    tested = [r for r in records if r["test"]]
+    assert len(tested) < len(records) or paradigm == "monolingual"  # fewer test passes
+    for lang in res["languages"]:
+        rnd = res["selected_round"][lang]
+        assert lang in records[rnd - 1]["test"]  # tested at the round it is reported from
+        assert all(lang not in r["test"] for r in records[rnd:])  # never after its best
+    # the reported scores are those of the saved best models, scored afresh
+    again = evaluate_run(res["run_dir"], "best", backbone=tiny_backbone)
+    assert {k: v["accuracy"] for k, v in again.items()} == {
+        k: v["accuracy"] for k, v in res["languages"].items()
+    }
 
 
 def test_personalized_and_prior_adjusted_scores_are_reported_apart(

@@ -1,7 +1,8 @@
 """`run`: the rounds of one experiment, with evaluation, checkpoints and resume.
 
 Each round steps every federation of the topology once, evaluates the models on
-test (and dev, to select the best round), appends a record to `metrics.jsonl` and
+test (with dev selection: on dev, and on test only the models that improved on dev, since
+only a model's best dev round is ever reported), appends a record to `metrics.jsonl` and
 checkpoints the trainable state, the strategies' server state and the best models
 so far. A resumed run restores that checkpoint and continues bit-exactly.
 """
@@ -179,10 +180,12 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
     t1 = time.perf_counter()
     if rnd % cfg.evaluation.every == 0 or rnd == cfg.federation.rounds:
         states = {n: f.state for n, f in feds.items()}
-        record["test"] = exp.evaluate(states, "test")
         if cfg.evaluation.select_on_dev:
             record["dev"] = exp.evaluate(states, "dev")
-            _track_best(exp, record["dev"], feds, rnd, progress.best)
+            improved = _track_best(exp, record["dev"], feds, rnd, progress.best)
+            # only a model's best dev round is ever reported: test the others' states no more
+            states = {n: s for n, s in states.items() if n in improved or n not in progress.best}
+        record["test"] = exp.evaluate(states, "test")
     record["time"] = {
         "train_s": t_train,
         "client_compute_s": compute,
@@ -193,7 +196,9 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
     return record
 
 
-def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> None:
+def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> set[str]:
+    """Record each model whose dev accuracy beat its best; returns their names."""
+    improved = set()
     for name, fed in feds.items():
         langs = exp.topology.selection_languages(name, list(dev))
         vals = [dev[x]["accuracy"] for x in langs if x in dev]
@@ -202,6 +207,8 @@ def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) ->
         score = sum(vals) / len(vals)
         if name not in best or score > best[name][0]:
             best[name] = (score, rnd, {k: v.clone() for k, v in fed.state.items()})
+            improved.add(name)
+    return improved
 
 
 def _checkpoint(rundir: RunDir, feds: dict, rnd: int, progress: Progress) -> None:

@@ -71,13 +71,16 @@ def scored(exp: Experiment, per_language: dict[str, dict]) -> dict:
 
 
 def _curve(history: list[dict]) -> list[dict]:
-    """Mean test (and dev) accuracy over languages per evaluated round: the learning curve."""
+    """Mean dev and test accuracy over languages per evaluated round: the learning curve.
+    With dev selection only models that improved on dev are tested, so a round's test mean
+    is given only where every language was tested (`None` elsewhere)."""
 
     def mean(split: dict) -> float:
         return sum(s["accuracy"] for s in split.values()) / len(split) if split else None
 
+    languages = max((len(h["test"]) for h in history if "test" in h), default=0)
     return [
-        {"round": h["round"], "test": mean(h["test"])}
+        {"round": h["round"], "test": mean(h["test"]) if len(h["test"]) == languages else None}
         | ({"dev": mean(h["dev"])} if "dev" in h else {})
         for h in history
         if "test" in h
@@ -93,11 +96,13 @@ def _reported_scores(exp: Experiment, history: list[dict], best: dict) -> tuple[
     if not best:
         return final, last
     per_lang, selected = {}, {}
-    for lang in final:
+    for lang in exp.eval_languages:
+        tested = {h["round"]: h["test"][lang] for h in evaluated if lang in h["test"]}
+        if not tested:
+            continue
         model = exp.model_for(lang)
-        rnd = best[model][1] if model in best else last
-        per_lang[lang] = next(h["test"][lang] for h in evaluated if h["round"] == rnd)
-        selected[lang] = rnd
+        rnd = best[model][1] if model in best else max(tested)
+        per_lang[lang], selected[lang] = tested[rnd], rnd
     return per_lang, selected or last
 
 
@@ -150,16 +155,17 @@ def _times(history: list[dict], wall_s: float) -> dict:
 
 
 def round_line(record: dict) -> str:
-    """One log line per round: train loss, mean test accuracy, failures, skips, time."""
-    test = record.get("test", {})
-    acc = [s["accuracy"] for s in test.values()]
+    """One log line per round: train loss, mean accuracy (dev where the run selects on dev,
+    else test), failures, skips, time."""
+    split = "dev" if "dev" in record else "test"
+    acc = [s["accuracy"] for s in record.get(split, {}).values()]
     losses = [o["train_loss"] for o in record["federations"].values() if o["train_loss"]]
     failed = sum(len(o["failed"]) for o in record["federations"].values())
     parts = [f"round {record['round']}"]
     if losses:
         parts.append(f"train loss {sum(losses) / len(losses):.3f}")
     if acc:
-        parts.append(f"test accuracy (mean over languages) {100 * sum(acc) / len(acc):.1f}")
+        parts.append(f"{split} accuracy (mean over languages) {100 * sum(acc) / len(acc):.1f}")
     if failed:
         parts.append(f"{failed} client(s) failed")
     skipped = [o["skipped"] for o in record["federations"].values() if o.get("skipped")]

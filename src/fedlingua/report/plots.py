@@ -53,6 +53,7 @@ def curves_figure(metrics: list[dict]) -> Figure:
                     *zip(*pts, strict=True), style, marker="o", color=colors[lang], label=label
                 )
     acc.set(xlabel="round", ylabel="accuracy", title="test (solid) and dev (dashed) accuracy")
+    # with dev selection a model is tested only at the rounds it improved on dev
     for ax in (acc, loss):
         ax.xaxis.get_major_locator().set_params(integer=True)
     if langs:
