@@ -186,19 +186,25 @@ def test_compare_runs_rows_once_and_refuses_a_changed_config(tmp_path, tiny_back
     from fedlingua.config import ConfigError
     from fedlingua.models import load_backbone
 
-    cfg = tiny_config(tmp_path, name="cmp", federation__rounds=1)
+    cfg = tiny_config(tmp_path, name="cmp", federation__rounds=2)
     cfg.model.name = "tiny"
     logs: list[str] = []
     rows, table = compare(cfg, ["federated:prompt-encoder", "monolingual:lora"], log=logs.append)
     assert [r["paradigm"] for r in rows] == ["federated", "monolingual"]
     assert "| federated prompt-encoder |" in table and "0 (local)" in table
-    assert (tmp_path / "cmp" / "compare.md").exists()
-    assert "![compare](compare.png)" in (tmp_path / "cmp" / "compare.md").read_text()
-    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "![compare](compare.png)" in md and "![compare-curves](compare-curves.png)" in md
+    for png in ("compare.png", "compare-curves.png"):
+        assert (tmp_path / "cmp" / png).read_bytes()[:4] == b"\x89PNG"
+    # the learning curves table: one line per round, one column per row
+    curve = [line for line in md.splitlines() if line.startswith("| 2 |")]
+    assert len(curve) == 1 and curve[0].count("|") == 4
+    want = f"{100 * rows[0]['curve'][1]['test']:.1f}"
+    assert curve[0].split("|")[2].strip() == want
     again, _ = compare(cfg, ["federated:prompt-encoder"], log=logs.append)
     assert again[0]["languages"] == rows[0]["languages"]
     assert any("already done" in line for line in logs)
-    cfg.federation.rounds = 2
+    cfg.federation.rounds = 3
     with pytest.raises(ConfigError, match="different config"):
         compare(cfg, ["federated:prompt-encoder"], log=logs.append)
     assert load_backbone("tiny") is not None

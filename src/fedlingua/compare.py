@@ -16,8 +16,15 @@ from fedlingua.config import METHODS, PARADIGMS, ConfigError, RunConfig
 from fedlingua.engine import run
 from fedlingua.experiment import Experiment, build
 from fedlingua.io import write_json, write_text
-from fedlingua.report import RunDir, compare_table
-from fedlingua.report.plots import COMPARE, compare_figure, image_links, save
+from fedlingua.report import RunDir, compare_table, curves_table
+from fedlingua.report.plots import (
+    COMPARE,
+    COMPARE_CURVES,
+    compare_curves_figure,
+    compare_figure,
+    image_links,
+    save,
+)
 
 DEFAULT_ROWS = (
     "federated:prompt-encoder",
@@ -76,14 +83,25 @@ def compare(
     table = compare_table(results)
     write_json(folder / "compare.json", {"rows": results})
     save(compare_figure(results), folder / COMPARE)
-    write_text(folder / "compare.md", _header(cfg, pairs) + table + "\n" + image_links([COMPARE]))
+    save(compare_curves_figure(results), folder / COMPARE_CURVES)
+    curves = "## Learning curves (mean accuracy, %)\n\n" + curves_table(results)
+    write_text(
+        folder / "compare.md",
+        _header(cfg, pairs) + table + "\n" + curves + "\n" + image_links([COMPARE, COMPARE_CURVES]),
+    )
     return results, table
 
 
 def _header(cfg: RunConfig, pairs: list[tuple[str, str]]) -> str:
+    t, ev = cfg.train, cfg.evaluation
+    local = f"{t.local_steps} local steps" if t.local_steps else f"{t.local_epochs} local epoch(s)"
+    rounds = f"{cfg.federation.rounds} rounds"
+    if ev.patience is not None:
+        rounds = f"at most {rounds} (early stopping: patience {ev.patience} on dev)"
+    chosen = "the best dev round" if ev.select_on_dev else "the last round"
     return (
         f"# fedlingua compare on {cfg.data.source} with {cfg.model.name}\n\n"
-        f"seed {cfg.seed}; {cfg.federation.rounds} rounds x {cfg.train.local_epochs} local "
-        f"epoch(s); rows: {', '.join(f'{p} {m}' for p, m in pairs)}; accuracy in %, "
+        f"seed {cfg.seed}; {rounds} x {local}, scores of {chosen}; rows: "
+        f"{', '.join(f'{p} {m}' for p, m in pairs)}; accuracy in %, "
         "MB communicated measured from serialized payloads.\n\n"
     )

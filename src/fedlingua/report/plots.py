@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 CURVES, LANGUAGES, COMPARE = "curves.png", "languages.png", "compare.png"
+COMPARE_CURVES = "compare-curves.png"
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -118,6 +119,22 @@ def compare_figure(rows: Sequence[dict]) -> Figure:
     cost.set(xlabel="MB communicated (0: local training)", ylabel="average accuracy")
     cost.set_title("accuracy vs communication", fontsize="medium")
     cost.legend(fontsize="small")
+    return fig
+
+
+def compare_curves_figure(rows: Sequence[dict]) -> Figure:
+    """Mean dev accuracy per round of every row (test for rows without dev selection)."""
+    fig = _figure(7, 4)
+    ax = fig.subplots()
+    for k, r in enumerate(rows):
+        split = "dev" if any("dev" in p for p in r["curve"]) else "test"
+        pts = [(p["round"], p[split]) for p in r["curve"] if p.get(split) is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", color=f"C{k % 10}", label=_row_label(r))
+    ax.set(xlabel="round", ylabel="mean accuracy", title="learning curves (dev where selected)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if rows:
+        ax.legend(fontsize="small")
     return fig
 
 

@@ -74,3 +74,19 @@ def _row(label: str, scored: dict, r: dict, languages: Sequence[str]) -> str:
         "0 (local)" if r["strategy"] == "local" else _mb(r["communication"]["bytes_total"]),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def curves_table(rows: Sequence[dict]) -> str:
+    """Learning curves side by side: mean dev accuracy per round of every row (mean test
+    accuracy for rows that do not select on dev); `-` after a row stopped."""
+    if not rows:
+        return ""
+    split = {id(r): "dev" if any("dev" in p for p in r["curve"]) else "test" for r in rows}
+    head = ["round", *(f"{row_label(r)} ({split[id(r)]})" for r in rows)]
+    points = {id(r): {p["round"]: p.get(split[id(r)]) for p in r["curve"]} for r in rows}
+    rounds = sorted({rnd for pts in points.values() for rnd in pts})
+    lines = ["| " + " | ".join(head) + " |", "|---:" * len(head) + "|"]
+    for rnd in rounds:
+        cells = [str(rnd), *(_pct(points[id(r)].get(rnd)) for r in rows)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
