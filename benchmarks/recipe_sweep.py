@@ -289,7 +289,8 @@ def main() -> None:
     low = DATASETS[args.dataset]["overrides"]["data.low_resource"]
     done = _committed_rows(args.dataset)
     rows = {}
-    for name in CANDIDATES:  # rows already finished are always included
+    # the named candidates run in the order given; rows already finished are always included
+    for name in [*names, *(n for n in CANDIDATES if n not in names)]:
         key = _config_key(args.dataset, name)
         if name in done and done[name].get("config_key") == key:
             rows[name] = done[name]  # measured in an earlier sitting (committed results)
