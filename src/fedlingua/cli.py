@@ -1,5 +1,5 @@
 """Command line: `fedlingua run | compare | evaluate | predict | export | audit | data inspect |
-model prepare`.
+model prepare | analyze distance`.
 
 Overrides are dotted `key=value` pairs applied on top of the TOML config, e.g.
 `fedlingua run federation.rounds=3 method.name=lora data.source=sib200`.
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     di.add_argument("--splits", help="split -> file stem, e.g. train=dev,dev=dev,test=test")
     di.add_argument("--config", help="read source, root, columns... from a run config's [data]")
 
+    _add_analysis_commands(sub)
+
     m = sub.add_parser("model", help="model utilities")
     msub = m.add_subparsers(dest="model_command", required=True)
     mp = msub.add_parser("prepare", help="convert/cache a model and print its parameter counts")
@@ -96,6 +98,19 @@ def _add_use_commands(sub) -> None:
     x.add_argument("run_dir")
     x.add_argument("out_dir")
     x.add_argument("--which", choices=("final", "best"), default="final")
+
+
+def _add_analysis_commands(sub) -> None:
+    """analyze distance: what a finished comparison says beyond its table."""
+    an = sub.add_parser("analyze", help="analyses of finished comparisons")
+    asub = an.add_subparsers(dest="analyze_command", required=True)
+    ad = asub.add_parser(
+        "distance",
+        help="federated-minus-monolingual gain per language vs URIEL+ language distance "
+        "(needs the `analysis` extra)",
+    )
+    ad.add_argument("source", help="a `fedlingua compare` folder or a paper-table results JSON")
+    ad.add_argument("--out", help="folder for distance.md/.json/.png (default: next to source)")
 
 
 def _cmd_run(args) -> None:
@@ -211,6 +226,18 @@ def _cmd_data(args) -> None:
     print(format_summary(summarize(ds, tokenizer, text_prefix=prefix)))
 
 
+def _cmd_analyze(args) -> None:
+    from pathlib import Path
+
+    from fedlingua.report.distance import MD, analyze, read_gains, write
+
+    source = Path(args.source)
+    out = Path(args.out) if args.out else (source if source.is_dir() else source.parent)
+    paths = write(analyze(read_gains(source)), out)
+    print(open(out / MD, encoding="utf-8").read())
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+
+
 def _cmd_model(args) -> None:
     import time
 
@@ -241,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "audit": _cmd_audit,
         "data": _cmd_data,
         "model": _cmd_model,
+        "analyze": _cmd_analyze,
     }
     try:
         handlers[args.command](args)
@@ -253,8 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         from fedlingua.data import DataError, DataUnavailableError
         from fedlingua.io import CorruptFileError
         from fedlingua.models import ModelUnavailableError
+        from fedlingua.report.typology import DistanceAnalysisError
 
-        clear = DataError | DataUnavailableError | ModelUnavailableError | CorruptFileError
+        clear = (
+            DataError
+            | DataUnavailableError
+            | ModelUnavailableError
+            | CorruptFileError
+            | DistanceAnalysisError
+        )
         if isinstance(exc, clear):
             print(f"fedlingua: error: {exc}", file=sys.stderr)
             return 2

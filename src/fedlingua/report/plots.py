@@ -7,6 +7,8 @@ figure state), so a run in a thread or on a server without a screen draws the sa
     languages.png  final per-language test accuracy; low-resource languages hatched,
                    zero-shot languages (no training data) in grey
     compare.png    per-language accuracy of each compare row, and accuracy vs MB communicated
+    distance.png   per language, federated-minus-monolingual gain vs mean URIEL+ distance
+                   to English (`fedlingua analyze distance`), one labelled point each
 """
 
 from __future__ import annotations
@@ -135,6 +137,31 @@ def compare_curves_figure(rows: Sequence[dict]) -> Figure:
     ax.xaxis.get_major_locator().set_params(integer=True)
     if rows:
         ax.legend(fontsize="small")
+    return fig
+
+
+def distance_figure(panels: Sequence[tuple[str, dict]]) -> Figure:
+    """One panel per (title, distance analysis): gain vs mean distance to English, labelled."""
+    fig = _figure(max(5.5, 5.0 * len(panels)), 4.5)
+    for ax, (title, result) in zip(
+        fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True
+    ):
+        pts = [
+            (r["to_english"]["mean"], 100 * r["gain"], r["language"])
+            for r in result["languages"]
+            if r["to_english"]["mean"] is not None
+        ]
+        for x, y, label in pts:
+            ax.scatter(x, y, color="C0")
+            ax.annotate(label, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        ax.axhline(0, color="k", linestyle=":", linewidth=1)
+        c = result["correlations"]["to_english"]["mean"]
+        stat = "rho undefined" if c["rho"] is None else f"rho {c['rho']:+.2f}, p {c['p']:.3f}"
+        ax.set_title(f"{title}{': ' if title else ''}{stat}, n {c['n']}", fontsize="medium")
+        ax.set(
+            xlabel="mean URIEL+ distance to English (syntactic, genetic, geographic)",
+            ylabel="gain: federated - monolingual (points)",
+        )
     return fig
 
 
