@@ -232,8 +232,20 @@ def analyze(gains: Gains) -> dict:
             for x, why in (missing | gains.skipped).items()
         ],
         "correlations": {t: _correlations(rows, t) for t in ("to_english", "nearest_client")},
+        # a control: a small gain may just mean local training was already good
+        "gain_vs_monolingual_accuracy": spearman(
+            [r["monolingual"] for r in rows], [r["gain"] for r in rows]
+        ),
     }
     return result | {"verdict": verdict(result["correlations"]["to_english"]["mean"])}
+
+
+def summary(c: dict) -> str:
+    """One correlation in words: `rho = +0.26, p = 0.351, n = 15`."""
+    if c["rho"] is None:
+        return f"rho undefined (n = {c['n']})"
+    p = "p < 0.001" if c["p"] < 0.001 else f"p = {c['p']:.3f}"
+    return f"rho = {c['rho']:+.2f}, {p}, n = {c['n']}"
 
 
 def verdict(c: dict) -> str:
@@ -244,7 +256,7 @@ def verdict(c: dict) -> str:
     )
     if c["rho"] is None:
         return f"{claim} Not testable here: fewer than 3 languages, or a constant column."
-    stat = f"Spearman's rho = {c['rho']:+.2f}, p = {c['p']:.3f}, n = {c['n']}"
+    stat = f"Spearman's {summary(c)}"
     if c["p"] >= 0.05:
         said = "no monotone relation significant at the 5% level; the claim is not supported"
     elif c["rho"] > 0:
@@ -280,7 +292,21 @@ def _correlation_lines(result: dict) -> list[str]:
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     methods = {x["p_method"] for t in c.values() for x in t.values() if x["p_method"]}
+    other = [
+        f"{kind} distance {'to English' if target == 'to_english' else 'to the nearest client'}"
+        f" ({summary(x)})"
+        for target, table in c.items()
+        for kind, x in table.items()
+        if x["p"] is not None and x["p"] < 0.05 and (target, kind) != ("to_english", "mean")
+    ]
     lines += [
+        "",
+        "Other correlations with p < 0.05 (exploratory): " + ("; ".join(other) or "none") + ".",
+        "",
+        "Control: the gain against the monolingual accuracy itself: "
+        f"{summary(result['gain_vs_monolingual_accuracy'])}. Negative: the gain is largest "
+        "where local training is weakest (noise in the monolingual score alone pushes it "
+        "negative too); a distance correlation may partly run through that.",
         "",
         "p: two-sided permutation test (" + "; ".join(sorted(methods) or ["none"]) + "), "
         f"not corrected for the {2 * (len(KINDS) + 1)} correlations shown; the test fixed "
@@ -311,12 +337,18 @@ def _language_lines(result: dict) -> list[str]:
     return lines
 
 
-def markdown(result: dict, *, level: int = 1, image: str | None = PNG) -> str:
+def markdown(
+    result: dict,
+    *,
+    title: str = "Language distance and the federated gain",
+    level: int = 1,
+    image: str | None = PNG,
+) -> str:
     """distance.md's text; `level` sets the heading depth (for embedding in a larger file)."""
     h = "#" * level
     seeds = "; ".join(f"{k} seeds {v}" for k, v in result["seeds"].items())
     lines = [
-        f"{h} Language distance and the federated gain",
+        f"{h} {title}",
         "",
         f"Read: `{result['source']}` ({seeds}). Gain = federated prompt-encoder accuracy "
         "minus monolingual prompt-encoder accuracy per language (mean over seeds).",

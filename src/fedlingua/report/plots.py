@@ -159,7 +159,7 @@ def distance_figure(panels: Sequence[tuple[str, dict]]) -> Figure:
         stat = "rho undefined" if c["rho"] is None else f"rho {c['rho']:+.2f}, p {c['p']:.3f}"
         ax.set_title(f"{title}{': ' if title else ''}{stat}, n {c['n']}", fontsize="medium")
         ax.set(
-            xlabel="mean URIEL+ distance to English (syntactic, genetic, geographic)",
+            xlabel="mean URIEL+ distance to English\n(syntactic, genetic, geographic)",
             ylabel="gain: federated - monolingual (points)",
         )
     return fig
