@@ -187,7 +187,7 @@ def _correlations(languages: list[dict], target: str) -> dict:
     for kind in ("mean", *KINDS):
         pts = []
         for row in languages:
-            d = row[target].get(kind) if row[target] else None
+            d = row[target][kind]
             if target == "to_english":
                 value = d if kind == "mean" else (d["distance"] if d["usable"] else None)
             else:
