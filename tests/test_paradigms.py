@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from fedlingua.config import METHODS, PARADIGMS
+from fedlingua.config import METHODS, PARADIGMS, RunConfig
 from fedlingua.engine import evaluate_run, load_final_states, run
 from fedlingua.experiment import build
 
@@ -208,6 +209,28 @@ def test_compare_runs_rows_once_and_refuses_a_changed_config(tmp_path, tiny_back
     with pytest.raises(ConfigError, match="different config"):
         compare(cfg, ["federated:prompt-encoder"], log=logs.append)
     assert load_backbone("tiny") is not None
+
+
+def test_compare_rows_and_per_row_overrides_come_from_the_config(
+    tmp_path, tiny_backbone, tiny_config
+):
+    from fedlingua.compare import compare
+    from fedlingua.config import ConfigError
+
+    cfg = tiny_config(tmp_path, name="rows", federation__rounds=1, train__logit_adjustment=1.0)
+    cfg.model.name = "tiny"
+    cfg.compare.rows = ["federated:prompt-encoder", "monolingual:prompt-encoder"]
+    cfg.compare.overrides = {"monolingual:prompt-encoder": ["train.logit_adjustment=0"]}
+    rows, _ = compare(cfg, log=lambda line: None)
+    assert [r["paradigm"] for r in rows] == ["federated", "monolingual"]
+    stored = {
+        r["paradigm"]: RunConfig.load(Path(r["run_dir"]) / "config.toml").train.logit_adjustment
+        for r in rows
+    }
+    assert stored == {"federated": 1.0, "monolingual": 0.0}
+    cfg.compare.overrides = {"centralized:lora": ["train.lr=0.1"]}
+    with pytest.raises(ConfigError, match="not compared"):
+        compare(cfg, log=lambda line: None)
 
 
 def test_federation_of_one_client_equals_local_training(tmp_path, tiny_backbone, tiny_config):

@@ -30,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--config", help="TOML run config shared by all rows")
     c.add_argument(
         "--rows",
-        help="comma-separated paradigm:method rows "
-        "(default federated:prompt-encoder,monolingual:prompt-encoder,centralized:prompt-encoder)",
+        help="comma-separated paradigm:method rows (default: the config's compare.rows, else "
+        "federated:prompt-encoder,monolingual:prompt-encoder,centralized:prompt-encoder)",
     )
     c.add_argument("overrides", nargs="*", help="dotted key=value overrides")
 

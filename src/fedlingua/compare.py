@@ -12,7 +12,7 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
-from fedlingua.config import METHODS, PARADIGMS, ConfigError, RunConfig
+from fedlingua.config import METHODS, PARADIGMS, ConfigError, RunConfig, apply_override
 from fedlingua.engine import run
 from fedlingua.experiment import Experiment, build
 from fedlingua.io import write_json, write_text
@@ -54,15 +54,17 @@ def compare(
 ) -> tuple[list[dict], str]:
     """Run (or resume) every row and return their results and the markdown table."""
     cfg.validate()
-    pairs = parse_rows(list(rows or DEFAULT_ROWS))
+    pairs = parse_rows(list(rows or cfg.compare.rows or DEFAULT_ROWS))
+    unknown = sorted(set(cfg.compare.overrides) - {f"{p}:{m}" for p, m in pairs})
+    if unknown:
+        raise ConfigError(f"compare.overrides names rows that are not compared: {unknown}")
     folder = Path(cfg.output_dir) / (cfg.name or "compare")
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "base-config.toml", cfg.to_toml())
     results: list[dict] = []
     shared: Experiment | None = None  # backbone, data and encodings shared by the rows
     for paradigm, method in pairs:
-        row_cfg = copy.deepcopy(cfg)
-        row_cfg.paradigm, row_cfg.method.name = paradigm, method
+        row_cfg = _row_config(cfg, paradigm, method)
         row_cfg.output_dir, row_cfg.name = str(folder), f"{paradigm}-{method}"
         row_cfg.validate()
         rundir = RunDir(folder / row_cfg.name)
@@ -90,6 +92,15 @@ def compare(
         _header(cfg, pairs) + table + "\n" + curves + "\n" + image_links([COMPARE, COMPARE_CURVES]),
     )
     return results, table
+
+
+def _row_config(cfg: RunConfig, paradigm: str, method: str) -> RunConfig:
+    """The shared config with this row's paradigm, method and own overrides."""
+    raw = copy.deepcopy(cfg.to_dict())
+    raw["paradigm"], raw["method"]["name"] = paradigm, method
+    for item in cfg.compare.overrides.get(f"{paradigm}:{method}", []):
+        apply_override(raw, item)
+    return RunConfig.from_dict(raw)
 
 
 def _header(cfg: RunConfig, pairs: list[tuple[str, str]]) -> str:

@@ -229,6 +229,21 @@ class EvalConfig:
 
 @_closed
 @dataclass
+class CompareConfig:
+    rows: list[Text] | None = _help(
+        "paradigm:method rows of `fedlingua compare` (default: federated, monolingual and "
+        "centralized prompt-encoder)",
+        None,
+    )
+    overrides: dict[Text, list[Text]] = _help(
+        "per-row dotted overrides, e.g. {'monolingual:prompt-encoder' = "
+        "['train.logit_adjustment=0']}: each row can keep its own best settings",
+        factory=dict,
+    )
+
+
+@_closed
+@dataclass
 class RunConfig:
     paradigm: Paradigm = _help("federation, one model per language, or pooled data", "federated")
     seed: Int = _help("seed for data splits, sampling, initialisation and training", 0)
@@ -243,6 +258,7 @@ class RunConfig:
     federation: FederationConfig = field(default_factory=FederationConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     # ---- validation -----------------------------------------------------------------------
     def validate(self) -> RunConfig:
