@@ -151,8 +151,13 @@ COMMON = {
 }
 
 
+# The library defaults when the sweep began (before it chose FedAdam with logit adjustment
+# as the defaults): every candidate states what it changes from these.
+SWEEP_BASE = {"federation.strategy": "fedavg", "train.logit_adjustment": 0.0}
+
+
 def config(dataset: str, name: str) -> RunConfig:
-    overrides = COMMON | DATASETS[dataset]["overrides"] | CANDIDATES[name]
+    overrides = SWEEP_BASE | COMMON | DATASETS[dataset]["overrides"] | CANDIDATES[name]
     overrides |= {"output_dir": str(RUNS / dataset), "name": name}
     return RunConfig.load(None, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
 

@@ -157,8 +157,9 @@ class TrainConfig:
     )
     momentum: Float = _help("SGD momentum", 0.9)
     logit_adjustment: Float = _help(
-        "tau: client loss on logits + tau * log(client label prior); 0 = plain cross-entropy",
-        0.0,
+        "tau: client loss on logits + tau * log(client label prior); 0 = plain cross-entropy "
+        "(default 1: chosen on dev, benchmarks/results/recipe_sweep_*.md)",
+        1.0,
     )
 
 
@@ -167,7 +168,11 @@ class TrainConfig:
 class FederationConfig:
     rounds: Int = _help("rounds (for monolingual/centralized: blocks of local_epochs)", 5)
     fraction: Float = _help("fraction of clients sampled each round, in (0, 1]", 1.0)
-    strategy: Strategy = _help("the server's aggregation strategy", "fedavg")
+    strategy: Strategy = _help(
+        "the server's aggregation strategy (default fedadam: chosen on dev, "
+        "benchmarks/results/recipe_sweep_*.md; DP and SecAgg+ need fedavg)",
+        "fedadam",
+    )
     proximal_mu: Float = _help("FedProx mu", 0.01)
     server_lr: Float | None = _help(
         "server step of fedavgm / fedadam / fedyogi / scaffold (default: the strategy's own, "

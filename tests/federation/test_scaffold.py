@@ -65,6 +65,7 @@ def _cfg(**train) -> RunConfig:
     cfg.train.optimizer, cfg.train.momentum = "sgd", 0.0
     cfg.train.batch_size, cfg.train.local_steps, cfg.train.max_grad_norm = 60, 20, 0.0
     cfg.train.weight_decay = 0.1  # L2: a strongly convex objective with one finite optimum
+    cfg.train.logit_adjustment = 0.0  # the plain cross-entropy whose optimum is centralized
     for k, v in train.items():
         setattr(cfg.train, k, v)
     return cfg
