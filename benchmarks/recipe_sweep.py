@@ -131,6 +131,8 @@ CANDIDATES: dict[str, dict] = {
     | {"evaluation.personalize": 8},
     "cent-adamw": {"paradigm": "centralized"},
     "fedadam-adamw-la0.5": {"federation.strategy": "fedadam", "train.logit_adjustment": 0.5},
+    "fedadam-adamw-la0.5-pers8": {"federation.strategy": "fedadam"}
+    | {"train.logit_adjustment": 0.5, "evaluation.personalize": 8},
     "fedadam0.05-adamw-la1": {"federation.strategy": "fedadam"}
     | {"federation.server_lr": 0.05, "train.logit_adjustment": 1.0},
     "mono-adamw-3e-3": {"paradigm": "monolingual", "train.lr": 3e-3},

@@ -158,8 +158,8 @@ class TrainConfig:
     momentum: Float = _help("SGD momentum", 0.9)
     logit_adjustment: Float = _help(
         "tau: client loss on logits + tau * log(client label prior); 0 = plain cross-entropy "
-        "(default 1: chosen on dev, benchmarks/results/recipe_sweep_*.md)",
-        1.0,
+        "(default 0.5: chosen on dev, benchmarks/results/recipe_sweep_*.md)",
+        0.5,
     )
 
 
