@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fedlingua.config import ConfigError, FederationConfig, RunConfig
-from fedlingua.federation.faults import KINDS, corrupt, parse_fault
+from fedlingua.federation.faults import HUGE_TENSOR, KINDS, corrupt, parse_fault
 from fedlingua.federation.grid import InProcessGrid
 from fedlingua.federation.payload import (
     ARRAYS_KEY,
     METRICS_KEY,
     PayloadError,
+    check_record_size,
+    record_size_limit,
     record_to_state,
     state_to_record,
 )
@@ -68,7 +70,20 @@ def test_every_fault_kind_parses_and_bad_specs_are_refused():
     for bad in ("explode", "scale", "scale:lots"):
         with pytest.raises(ValueError, match="fedlingua-fault"):
             parse_fault(bad)
-    assert set(KINDS) == {"scale", "random", "wrong-shape", "nan", "drop-tensor", "pickled"}
+    assert parse_fault("huge:64") == ("huge", 64.0) and parse_fault("stall:30") == ("stall", 30.0)
+    for bad in ("huge", "stall", "stall:-1", "huge:0", "huge:inf"):
+        with pytest.raises(ValueError, match="fedlingua-fault"):
+            parse_fault(bad)
+    assert set(KINDS) == {
+        "scale",
+        "random",
+        "wrong-shape",
+        "nan",
+        "drop-tensor",
+        "pickled",
+        "huge",
+        "stall",
+    }
 
 
 def test_malformed_tensors_are_rejected_logged_and_the_round_goes_on(caplog):
@@ -93,6 +108,40 @@ def test_malformed_tensors_are_rejected_logged_and_the_round_goes_on(caplog):
     logged = " | ".join(r.getMessage() for r in caplog.records)
     for i in (3, 4, 5, 6):
         assert f"global round 1: rejected reply from c{i}: {out.failed[f'c{i}'][16:]}" in logged
+
+
+def test_an_oversized_reply_is_refused_by_its_size_before_anything_is_decoded():
+    # huge:1 appends a 1 MiB tensor; its bytes are not even a valid .npy array, so a
+    # server that decoded before checking sizes would report "undecodable" instead
+    huge = _reply(5.0)
+    huge[ARRAYS_KEY] = corrupt(huge[ARRAYS_KEY], "huge:1")
+    assert huge[ARRAYS_KEY][HUGE_TENSOR].numpy().nbytes == 2**20
+    huge[ARRAYS_KEY][HUGE_TENSOR] = Array(
+        dtype="float32", shape=(2**18,), stype="numpy.ndarray", data=b"\x00" * 2**20
+    )
+    # the same bytes spread over the expected tensors (padding) are refused too
+    padded = _reply(5.0)
+    padded[ARRAYS_KEY]["w"] = Array(
+        dtype="float32", shape=(2, 3), stype="numpy.ndarray", data=b"\x00" * 2**20
+    )
+    fed = _federation({1: lambda c: _reply(1.0), 2: lambda c: huge, 3: lambda c: padded})
+    out = fed.step(1)
+    assert out.succeeded == ["c1"] and out.updated
+    limit = record_size_limit(EXPECTED)
+    assert limit == 9 * 8 + 2 * 1024
+    for who in ("c2", "c3"):
+        assert "refused before decoding" in out.failed[who], out.failed
+        assert f"the {limit} bytes the 2 expected tensors can take" in out.failed[who]
+    with pytest.raises(PayloadError, match="refused before decoding"):
+        check_record_size(huge[ARRAYS_KEY], EXPECTED)
+    check_record_size(state_to_record(INIT), EXPECTED)  # a well-formed record passes
+    check_record_size(state_to_record({k: v.double() for k, v in INIT.items()}), EXPECTED)
+
+
+def test_a_stalling_node_replies_late_with_its_tensors_untouched():
+    record = state_to_record(INIT)
+    same = corrupt(record, "stall:30")
+    assert all(torch.equal(record_to_state(same)[k], INIT[k]) for k in INIT)
 
 
 def test_decoding_never_unpickles():

@@ -35,6 +35,7 @@ from fedlingua.federation.payload import (
     CLIENT_KEY,
     METRICS_KEY,
     PayloadError,
+    check_record_size,
     check_state,
     payload_bytes,
     record_to_state,
@@ -192,6 +193,8 @@ class Federation:
                 continue
             out.bytes_up[who] = payload_bytes(reply.content) if self.measure else 0
             try:
+                for record in reply.content.array_records.values():  # sizes before decoding
+                    check_record_size(record, self.expected)
                 received = record_to_state(reply.content[ARRAYS_KEY])
                 check_state(received, self.expected)
                 for name, record in reply.content.array_records.items():
