@@ -317,3 +317,67 @@ def test_checkpoints_and_results_are_safetensors_and_json_only(
     allowed = {".safetensors", ".json", ".jsonl", ".toml", ".md", ".png"}
     assert {p.suffix for p in files} <= allowed, files
     assert not [p for p in files if p.name.startswith(".")]  # no temporary file left behind
+
+
+class _RollCallGrid:
+    """Node 1 is a stale entry of the SuperLink (NODE_UNAVAILABLE) for the first `stale`
+    roll calls; nodes 2 and 3 play clients fr and sw; node 4 answers with `other_error`."""
+
+    def __init__(self, stale: int, other_error: bool = False) -> None:
+        self.stale, self.other_error, self.calls = stale, other_error, 0
+
+    def get_node_ids(self):
+        return [1, 2, 3] + ([4] if self.other_error else [])
+
+    def send_and_receive(self, messages, *, timeout=None):
+        from types import SimpleNamespace
+
+        from flwr.app import ConfigRecord, Error
+        from flwr.common.constant import ErrorCode
+
+        from fedlingua.federation.payload import CLIENT_KEY
+
+        self.calls += 1
+        out = []
+        for msg in messages:
+            node = msg.metadata.dst_node_id
+            error = None
+            if node == 1 and self.calls <= self.stale:
+                error = Error(ErrorCode.NODE_UNAVAILABLE, "Error: Node Unavailable")
+            elif node == 4:
+                error = Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, "ConfigError: bad config")
+            client = {1: "lg", 2: "fr", 3: "sw"}.get(node, "")
+            out.append(
+                SimpleNamespace(
+                    metadata=SimpleNamespace(src_node_id=node),
+                    has_error=lambda e=error: e is not None,
+                    error=error,
+                    content={CLIENT_KEY: ConfigRecord({"client-id": client})},
+                )
+            )
+        return out
+
+
+def test_the_roll_call_waits_out_a_node_the_superlink_still_lists_but_cannot_reach(monkeypatch):
+    # after a SuperLink restart its state lists a killed SuperNode as online until two
+    # heartbeat intervals pass; the resumed ServerApp used to stop on that node's error
+    from types import SimpleNamespace
+
+    from fedlingua.flower_app import server_app
+
+    def query(content, dst_node_id, message_type):  # a QUERY outside a Flower run
+        return SimpleNamespace(metadata=SimpleNamespace(dst_node_id=dst_node_id))
+
+    monkeypatch.setattr(server_app, "Message", query)
+    monkeypatch.setattr(server_app.time, "sleep", lambda s: None)
+    grid = _RollCallGrid(stale=2)
+    assert server_app.roll_call(grid, ["fr", "sw", "lg"], 60) == {1: "lg", 2: "fr", 3: "sw"}
+    assert grid.calls == 3
+    # a node that is reachable but cannot play a client is still a clear, final error
+    with pytest.raises(RuntimeError, match="SuperNode 4 cannot play a client: ConfigError"):
+        server_app.roll_call(_RollCallGrid(stale=0, other_error=True), ["fr", "sw", "lg"], 60)
+    # one that never comes back: the roll call gives up after wait_s, naming it
+    clock = iter(range(0, 10_000, 30))
+    monkeypatch.setattr(server_app.time, "monotonic", lambda: next(clock))
+    with pytest.raises(RuntimeError, match="unavailable: {1: 'Error: Node Unavailable'}"):
+        server_app.roll_call(_RollCallGrid(stale=10**6), ["fr", "sw", "lg"], 60)
