@@ -63,7 +63,7 @@ from harness import RESULTS, write_results
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / p) for p in ("", "deployment")]
 from federation_helpers import Deployment  # noqa: E402
-from flower_processes import MARKER, tagged_flower_env, tagged_pids  # noqa: E402
+from flower_processes import MARKER, cmdline, tagged_flower_env, tagged_pids  # noqa: E402
 
 LANGUAGES = ("fr", "sw", "lg", "ha", "am", "sn", "rn", "yo")  # CLDR: one client each
 MALFORMED = ("nan", "wrong-shape", "drop-tensor", "pickled")
@@ -179,13 +179,6 @@ def write_config(path: Path, out: Path, nodes: int, rounds: int, timeout: float)
 
 
 # ---- processes and memory -------------------------------------------------------------------
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def process_kind(cmdline: str) -> str:
     for needle, kind in (
         ("flower-superlink", "SuperLink"),
@@ -222,7 +215,7 @@ class MemoryWatch:
     def sample(self) -> None:
         total = 0
         for pid in tagged_pids(self.tag):
-            kind = process_kind(_cmdline(pid))
+            kind = process_kind(cmdline(pid))
             self.peak_kib[kind] = max(self.peak_kib.get(kind, 0), _kib(pid, "VmHWM"))
             total += _kib(pid, "VmRSS")
         self.peak_total_kib = max(self.peak_total_kib, total)
@@ -242,10 +235,10 @@ def leftovers(dep: Deployment, run_dir: Path) -> list[str]:
     needles = (str(dep.dir), str(run_dir))
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
-            cmd = _cmdline(int(entry.name))
+            cmd = cmdline(int(entry.name))
             if any(n in cmd for n in needles) and "benchmarks/chaos.py" not in cmd:
                 left.append(f"pid {entry.name}: {cmd[:160]}")
-    left += [f"pid {p} carries {MARKER}: {_cmdline(p)[:160]}" for p in tagged_pids(dep.tag)]
+    left += [f"pid {p} carries {MARKER}: {cmdline(p)[:160]}" for p in tagged_pids(dep.tag)]
     return left
 
 
