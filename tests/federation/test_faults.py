@@ -381,3 +381,23 @@ def test_the_roll_call_waits_out_a_node_the_superlink_still_lists_but_cannot_rea
     monkeypatch.setattr(server_app.time, "monotonic", lambda: next(clock))
     with pytest.raises(RuntimeError, match="unavailable: {1: 'Error: Node Unavailable'}"):
         server_app.roll_call(_RollCallGrid(stale=10**6), ["fr", "sw", "lg"], 60)
+
+
+class _ReversedGrid(InProcessGrid):
+    """An in-process grid whose replies come back in the reverse order of the nodes."""
+
+    def pull_messages(self, message_ids):
+        return list(reversed(list(super().pull_messages(message_ids))))
+
+
+def test_the_aggregate_does_not_depend_on_the_order_replies_arrive_in():
+    # float sums depend on the order of their terms: a deployment, where replies come back
+    # as nodes finish, must aggregate what the in-process run (node order) aggregates
+    values = {1: 3.0e7, 2: 1.0, 3: -3.0e7, 4: 0.3}
+    handlers = {i: (lambda c, v=v, n=7 + i: _reply(v, n=n)) for i, v in values.items()}
+    in_order = _federation(handlers)
+    reversed_ = _federation(handlers, grid=_ReversedGrid(handlers))
+    a, b = in_order.step(1), reversed_.step(1)
+    assert a.updated and b.updated and sorted(a.succeeded) == sorted(b.succeeded)
+    for key in INIT:
+        assert torch.equal(in_order.state[key], reversed_.state[key]), key

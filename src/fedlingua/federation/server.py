@@ -156,6 +156,9 @@ class Federation:
         if len(valid) < self.min_clients:
             self._skip(out, f"{len(valid)} valid repl{'y' if len(valid) == 1 else 'ies'}")
             return
+        # in client order, not arrival order: float sums depend on the order of their terms,
+        # and the aggregate must not depend on which node's reply came back first
+        valid.sort(key=lambda r: self._who(self._source(r), r))
         agg_arrays, agg_metrics = self.strategy.aggregate_train(out.server_round, valid)
         if agg_arrays is not None:
             self._adopt(record_to_state(agg_arrays), out)
