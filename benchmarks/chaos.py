@@ -29,11 +29,11 @@ disk-full).
 Afterwards the benchmark checks, and exits non-zero otherwise:
 (a) every round 1..R is in metrics.jsonl once, aggregated or skipped with a reason, every
     sampled client succeeded or failed with a reason, every injected fault is visible
-    there with its reason, and the run finished; and the final model equals, up to float
-    rounding (per tensor a relative L2 distance under REPLAY_RTOL), an in-process run of
-    the same config and seed in which each round exactly the clients the soak aggregated
-    take part (the others drop out): with server faults only (`--kinds
-    server-kill,disk-full`) that is the uninterrupted fault-free run;
+    there with its reason, and the run finished. The final model is compared with an
+    in-process run of the same config and seed in which each round exactly the clients the
+    soak aggregated take part (the others drop out): the largest relative L2 distance of
+    a tensor is reported, and with server faults only (`--kinds server-kill,disk-full`),
+    where that replay is the uninterrupted fault-free run, it must stay under REPLAY_RTOL;
 (b) every checkpoint and tensor file in the run directory loads (checked at each server
     fault too), and no temporary file of an interrupted write is left;
 (c) after `federation.sh down` no process of the federation is left: no live pid in its
@@ -118,11 +118,11 @@ class Fault:
 
 def schedule(nodes: int, rounds: int, seed: int, kinds: tuple[str, ...]) -> list[Fault]:
     """The seeded soak schedule: SOAK_COUNTS faults of the chosen kinds, spread evenly over
-    rounds 2..R-5 in a random order, node faults on nodes taken in a shuffled rotation."""
+    rounds 2..R-10 in a random order, node faults on nodes taken in a shuffled rotation."""
     rng = random.Random(seed)
     picked = [k for k in kinds for _ in range(SOAK_COUNTS[k])]
     rng.shuffle(picked)
-    last = max(rounds - 5, 2)
+    last = max(rounds - 10, 2)  # a node fault needs a few rounds to show and to clear
     step = (last - 2) / max(len(picked) - 1, 1)
     order = list(range(nodes))
     rng.shuffle(order)
@@ -472,10 +472,11 @@ def account(run_dir: Path, rounds: int, faults: list[Fault]) -> tuple[list[str],
     return problems, {"rounds_aggregated": aggregated, "rounds_skipped": skipped}
 
 
-def equals_replay(cfg_path: Path, run_dir: Path) -> list[str]:
+def equals_replay(cfg_path: Path, run_dir: Path) -> tuple[list[str], float]:
     """The final model equals an in-process run of the same config and seed in which, each
     round, exactly the clients whose updates the soak aggregated take part (the others
-    drop out). With server faults only, that is the uninterrupted fault-free run."""
+    drop out). With server faults only, that is the uninterrupted fault-free run. Returns
+    the problems and the largest relative L2 distance of a tensor."""
     from fedlingua.config import RunConfig
     from fedlingua.engine import load_final_states, run
     from fedlingua.federation.client import ClientDropout, handle_train
@@ -498,17 +499,13 @@ def equals_replay(cfg_path: Path, run_dir: Path) -> list[str]:
     local = run(cfg, client_handler=replayed, log=lambda line: None)
     expected = load_final_states(local["run_dir"])["global"]
     final = load_final_states(run_dir)["global"]
-    problems = []
-    for key, tensor in expected.items():  # equal up to float rounding: relative L2 distance
-        got = final.get(key)
-        if got is None or got.shape != tensor.shape:
-            problems.append(f"final model: {key} missing or of another shape")
-        elif float((got - tensor).norm()) > REPLAY_RTOL * float(tensor.norm()) + 1e-7:
-            distance = float((got - tensor).norm() / tensor.norm())
-            problems.append(
-                f"final model differs from the in-process replay at {key}: {distance:.2e}"
-            )
-    return problems[:5]
+    if set(final) != set(expected) or any(final[k].shape != t.shape for k, t in expected.items()):
+        return [f"final model: tensors {sorted(final)} differ from the replay's"], float("inf")
+    # per tensor, the relative L2 distance: equal up to float rounding means below REPLAY_RTOL
+    distance = max(float((final[k] - t).norm() / (t.norm() + 1e-12)) for k, t in expected.items())
+    if distance > REPLAY_RTOL:
+        return [f"final model differs from the in-process replay: {distance:.2e}"], distance
+    return [], distance
 
 
 def recovery_by_kind(faults: list[Fault]) -> dict:
@@ -544,6 +541,7 @@ def soak_once(nodes: int, rounds: int, faults: list[Fault], root: Path, timeout:
     available = mem_available_mib()
     problems: dict[str, list[str]] = {}
     summary, up_s, wall_s = {"rounds_aggregated": 0, "rounds_skipped": {}}, None, None
+    replay_distance = None
     with tagged_flower_env(root) as env:
         dep = Deployment(root, env, max_nodes=nodes)
         soak = Soak(dep, run_dir, clients, faults)
@@ -555,7 +553,9 @@ def soak_once(nodes: int, rounds: int, faults: list[Fault], root: Path, timeout:
             soak.loop(deadline_s=up_s + rounds * 90 + 900)
             wall_s = soak.now()
             problems["a"], summary = account(run_dir, rounds, faults)
-            problems["a"] += equals_replay(cfg_path, run_dir)
+            replay_problems, replay_distance = equals_replay(cfg_path, run_dir)
+            if all(f.kind in SERVER_KINDS for f in faults):  # the fault-free run: must match
+                problems["a"] += replay_problems
             problems["b"] = tensor_files_load(run_dir)
         except AssertionError as exc:  # a ChaosFailure, or a federation.sh command that failed
             problems["run"] = [str(exc)[-4000:]]
@@ -568,6 +568,7 @@ def soak_once(nodes: int, rounds: int, faults: list[Fault], root: Path, timeout:
         "up_s": up_s,
         "wall_s": wall_s,
         "mem_available_at_start_mib": round(available),
+        "replay_distance": replay_distance,
         "records": [r for _, _, r in soak.observations],
     }
 
@@ -653,18 +654,21 @@ def report(command: str, runs: list[dict], estimate: dict | None) -> list[str]:
         "Recovery: from the injection (the kill; the restart that set a node's fault; the "
         "filling of the checkpoint disk) to the first round recorded afterwards that aggregated "
         "with that node's update (node faults: a round after the one that showed the fault), or "
-        "to the resumed server's first aggregated round (server-kill, disk-full).",
+        "to the resumed server's first aggregated round (server-kill, disk-full). Replay "
+        "distance: the largest relative L2 distance of a final tensor from an in-process run of "
+        "the same seed in which each round exactly the clients the soak aggregated take part.",
         "",
         "| nodes | rounds | faults injected | aggregated | skipped | redone after resume "
-        "| checks (a/b/c) | wall (s) |",
-        "|---:|---:|---|---:|---:|---:|---|---:|",
+        "| replay distance | checks (a/b/c) | wall (s) |",
+        "|---:|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in runs:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(r["faults_injected"].items()))
         checks = "/".join("pass" if c["passed"] else "FAIL" for c in r["checks"].values())
         lines.append(
             f"| {r['nodes']} | {r['rounds']} | {faults} | {r['rounds_aggregated']} "
-            f"| {len(r['rounds_skipped'])} | {r['rounds_redone_after_resume']} | {checks} "
+            f"| {len(r['rounds_skipped'])} | {r['rounds_redone_after_resume']} "
+            f"| {_distance(r['replay_distance'])} | {checks} "
             f"| {r['wall_s'] or 0:.0f} |"
         )
     lines += [
@@ -687,6 +691,10 @@ def report(command: str, runs: list[dict], estimate: dict | None) -> list[str]:
         cells = " | ".join(str(m["peak_rss_mib"].get(k, "")) for k in kinds)
         lines.append(f"| {r['nodes']} | {cells} | {m['peak_total_rss_mib']} |")
     return lines + _estimate_lines(estimate)
+
+
+def _distance(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1e}"
 
 
 def _estimate_lines(e: dict | None) -> list[str]:
