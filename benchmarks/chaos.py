@@ -630,7 +630,9 @@ def max_nodes_estimate(runs: list[dict]) -> dict:
         (n0, t0), (n1, t1) = timed[0], timed[-1]
         slope = max((t1 - t0) / (n1 - n0), 1e-6)
         by_time = int(n1 + (big["round_timeout_s"] - t1) / slope)
-    limits = {"memory": by_memory} | ({"round time": by_time} if by_time is not None else {})
+    limits = {"memory": by_memory}
+    if by_time is not None:  # 2 cores: every node's polling and training adds to a round
+        limits["CPU (the round time reaches federation.round_timeout)"] = by_time
     limiting = min(limits, key=limits.get)
     return {
         "per_node_rss_mib": round(per_node, 1),
@@ -638,6 +640,7 @@ def max_nodes_estimate(runs: list[dict]) -> dict:
         "reserve_mib": reserve,
         "by_memory": by_memory,
         "by_round_time": by_time,
+        "steady_round_s": {r["nodes"]: r["steady_round_s"] for r in runs},
         "up_s_per_node": round(big["up_s"] / big["nodes"], 2) if big["up_s"] else None,
         "max_nodes": limits[limiting],
         "limiting_resource": limiting,
@@ -706,8 +709,10 @@ def _estimate_lines(e: dict | None) -> list[str]:
         f"limited by {e['limiting_resource']}.** A SuperNode and its worker peak at "
         f"{e['per_node_rss_mib']} MiB together and the SuperLink, ServerApp, SuperExec and CLI "
         f"at {e['fixed_rss_mib']} MiB, so the memory available at the start (less "
-        f"{e['reserve_mib']} MiB) holds {e['by_memory']} nodes; the steady round time, "
-        "extrapolated linearly from the measured N, reaches the round timeout at "
+        f"{e['reserve_mib']} MiB) holds {e['by_memory']} nodes; the steady round time (every "
+        "client replying: "
+        + ", ".join(f"{t:.1f} s with {n} nodes" for n, t in e["steady_round_s"].items())
+        + "), extrapolated linearly in N, reaches the round timeout at "
         f"{e['by_round_time']} nodes; `up` took {e['up_s_per_node']} s per node. Larger N "
         "was not run: the imports of N workers alone would hold both cores for minutes and "
         "disturb the other benchmarks on this machine.",
