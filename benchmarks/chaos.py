@@ -569,7 +569,21 @@ def soak_once(nodes: int, rounds: int, faults: list[Fault], root: Path, timeout:
         "wall_s": wall_s,
         "mem_available_at_start_mib": round(available),
         "replay_distance": replay_distance,
-        "records": [r for _, _, r in soak.observations],
+        "rounds_seen": [compact(t, segment, r) for t, segment, r in soak.observations],
+    }
+
+
+def compact(t: float, segment: int, record: dict) -> dict:
+    """What the results keep of a round as the soak saw it (metrics.jsonl has the rest)."""
+    fed = record["federations"]["global"]
+    return {
+        "seen_s": round(t, 1),
+        "run": segment,  # 0, then one more after each resume
+        "round": record["round"],
+        "aggregated": sorted(fed["succeeded"]),
+        "failed": fed["failed"],
+        "skipped": fed["skipped"],
+        "train_s": round(record["time"]["train_s"], 2),
     }
 
 
