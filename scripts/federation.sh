@@ -32,7 +32,9 @@
 #   scripts/federation.sh down [--dir DIR]        stop everything `up` (or `restart`) started
 #   scripts/federation.sh stop superlink|node-I [--dir DIR]      stop one component
 #   scripts/federation.sh kill superlink|node-I [--dir DIR]      crash drill: SIGKILL it
-#   scripts/federation.sh restart superlink|node-I [--dir DIR]   (re)start one component
+#   scripts/federation.sh restart superlink|node-I [--fault I=KIND] [--dir DIR]
+#       (re)start one component; --fault I=KIND replaces node I's fault for this start
+#       (--fault I= starts it without one); without --fault, the faults given to `up`.
 #
 # DIR defaults to $FEDLINGUA_FEDERATION_DIR or runs/federation. Inside it: tls/ (CA,
 # server and runtime certificates), keys/ (node key pairs), pids/, logs/, homes/ (a
@@ -78,7 +80,7 @@ while [[ $# -gt 0 ]]; do
     --overrides) OVERRIDES="$2"; shift 2 ;;
     --resume) RESUME="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,42p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,44p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -244,8 +246,10 @@ register_nodes() {
   done
 }
 
-node_fault() {  # the fault spec given for node $1, if any
-  for f in "${FAULTS[@]+"${FAULTS[@]}"}"; do [[ "${f%%=*}" == "$1" ]] && echo "${f#*=}"; done
+node_fault() {  # the fault spec given for node $1, if any (the first given wins)
+  for f in "${FAULTS[@]+"${FAULTS[@]}"}"; do
+    [[ "${f%%=*}" == "$1" ]] && { echo "${f#*=}"; return 0; }
+  done
   return 0
 }
 
@@ -416,7 +420,9 @@ cmd_kill() {  # a crash drill: SIGKILL, no graceful shutdown
 }
 
 cmd_restart() {
+  local given=("${FAULTS[@]+"${FAULTS[@]}"}")
   load_settings
+  FAULTS=("${given[@]+"${given[@]}"}" "${FAULTS[@]+"${FAULTS[@]}"}")  # restart's own go first
   [[ "$TARGET" == superlink || "$TARGET" =~ ^node-[0-9]+$ ]] || die "restart superlink|node-I"
   stop_component "$TARGET"
   if [[ "$TARGET" == superlink ]]; then
@@ -438,7 +444,7 @@ main() {
     stop) cmd_stop ;;
     kill) cmd_kill ;;
     restart) cmd_restart ;;
-    *) sed -n '2,42p' "${BASH_SOURCE[0]}"; [[ -z "$CMD" ]] || exit 2 ;;
+    *) sed -n '2,44p' "${BASH_SOURCE[0]}"; [[ -z "$CMD" ]] || exit 2 ;;
   esac
 }
 

@@ -6,9 +6,9 @@ ServerApp, ClientApps, workers, Ray) inherits a marker in its environment; teard
 exactly the processes that carry this run's marker, by pid, and checks that none
 survived. Used by tests/federation/test_flower_app.py and tests/privacy (`flwr run`
 simulations), tests/deployment/ (SuperLink + SuperNodes on loopback), and
-benchmarks/simulation_backends.py and benchmarks/deployment_overhead.py, which put this
-folder on sys.path (the one copy of this code; pytest is installed with the `test` extra
-that `make setup` installs).
+benchmarks/simulation_backends.py, benchmarks/deployment_overhead.py and
+benchmarks/chaos.py, which put this folder on sys.path (the one copy of this code; pytest
+is installed with the `test` extra that `make setup` installs).
 """
 
 from __future__ import annotations
@@ -75,6 +75,14 @@ def tagged_pids(tag: str) -> list[int]:
         except OSError:  # gone, or not ours
             continue
     return pids
+
+
+def cmdline(pid: int) -> str:
+    """The command line of process `pid` ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def stop_tagged(tag: str) -> None:

@@ -1,4 +1,5 @@
-"""Driving `scripts/federation.sh` from tests: one private folder and port range per test."""
+"""Driving `scripts/federation.sh` from tests and benchmarks/chaos.py: one private folder and
+port range per federation."""
 
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ needs_deployment = [
 class Deployment:
     """`scripts/federation.sh` on one private folder and port range."""
 
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, root: Path, env: dict[str, str], max_nodes: int = MAX_NODES) -> None:
         self.root = root
         self.dir = root / "federation"
         self.env = env
-        self.port = free_port_range(MAX_NODES + 2)
+        self.port = free_port_range(max_nodes + 2)
         self.tag = env[MARKER]
 
     def sh(self, *args: str, timeout: float = 300, check: bool = True):
@@ -64,15 +65,22 @@ class Deployment:
     def run(self, *extra: str, timeout: float = 400):
         return self.sh("run", *extra, timeout=timeout, check=False)
 
-    def run_in_background(self, *extra: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            ["bash", str(SCRIPT), "run", *extra, "--dir", str(self.dir)],
-            env=self.env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    def run_in_background(self, *extra: str, output: Path | None = None) -> subprocess.Popen:
+        """`federation.sh run`, not waited for; its output in a pipe, or appended to `output`
+        (a long run fills a pipe nobody reads)."""
+        sink = subprocess.PIPE if output is None else output.open("a")
+        try:
+            return subprocess.Popen(
+                ["bash", str(SCRIPT), "run", *extra, "--dir", str(self.dir)],
+                env=self.env,
+                cwd=REPO,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        finally:
+            if output is not None:
+                sink.close()  # the child holds its own copy
 
     def pid(self, component: str) -> int | None:
         path = self.dir / "pids" / f"{component}.pid"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from federation_helpers import needs_deployment
-from flower_processes import BIN, free_port, same_model_as_in_process, tagged_pids
+from flower_processes import BIN, cmdline, free_port, same_model_as_in_process, tagged_pids
 
 from fedlingua.engine import load_final_states
 from fedlingua.experiment import build
@@ -32,13 +32,6 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 def _global(record: dict) -> dict:
     return record["federations"]["global"]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _wait_for(predicate, timeout: float, what: str, dep=None) -> None:
@@ -87,7 +80,7 @@ def test_secure_federation_of_three_supernodes_trains_two_rounds(deployment, run
     t_up = time.perf_counter() - t0
 
     # secure by default: TLS on every connection, SuperNode authentication, nothing insecure
-    procs = {pid: _cmdline(pid) for pid in tagged_pids(deployment.tag)}
+    procs = {pid: cmdline(pid) for pid in tagged_pids(deployment.tag)}
     link = [c for c in procs.values() if "flower-superlink" in c]
     nodes = [c for c in procs.values() if "flower-supernode" in c]
     assert len(link) == 1 and len(nodes) == 3, procs

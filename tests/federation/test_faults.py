@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fedlingua.config import ConfigError, FederationConfig, RunConfig
-from fedlingua.federation.faults import KINDS, corrupt, parse_fault
+from fedlingua.federation.faults import HUGE_TENSOR, KINDS, corrupt, parse_fault
 from fedlingua.federation.grid import InProcessGrid
 from fedlingua.federation.payload import (
     ARRAYS_KEY,
     METRICS_KEY,
     PayloadError,
+    check_record_size,
+    record_size_limit,
     record_to_state,
     state_to_record,
 )
@@ -68,7 +70,20 @@ def test_every_fault_kind_parses_and_bad_specs_are_refused():
     for bad in ("explode", "scale", "scale:lots"):
         with pytest.raises(ValueError, match="fedlingua-fault"):
             parse_fault(bad)
-    assert set(KINDS) == {"scale", "random", "wrong-shape", "nan", "drop-tensor", "pickled"}
+    assert parse_fault("huge:64") == ("huge", 64.0) and parse_fault("stall:30") == ("stall", 30.0)
+    for bad in ("huge", "stall", "stall:-1", "huge:0", "huge:inf"):
+        with pytest.raises(ValueError, match="fedlingua-fault"):
+            parse_fault(bad)
+    assert set(KINDS) == {
+        "scale",
+        "random",
+        "wrong-shape",
+        "nan",
+        "drop-tensor",
+        "pickled",
+        "huge",
+        "stall",
+    }
 
 
 def test_malformed_tensors_are_rejected_logged_and_the_round_goes_on(caplog):
@@ -93,6 +108,40 @@ def test_malformed_tensors_are_rejected_logged_and_the_round_goes_on(caplog):
     logged = " | ".join(r.getMessage() for r in caplog.records)
     for i in (3, 4, 5, 6):
         assert f"global round 1: rejected reply from c{i}: {out.failed[f'c{i}'][16:]}" in logged
+
+
+def test_an_oversized_reply_is_refused_by_its_size_before_anything_is_decoded():
+    # huge:1 appends a 1 MiB tensor; its bytes are not even a valid .npy array, so a
+    # server that decoded before checking sizes would report "undecodable" instead
+    huge = _reply(5.0)
+    huge[ARRAYS_KEY] = corrupt(huge[ARRAYS_KEY], "huge:1")
+    assert huge[ARRAYS_KEY][HUGE_TENSOR].numpy().nbytes == 2**20
+    huge[ARRAYS_KEY][HUGE_TENSOR] = Array(
+        dtype="float32", shape=(2**18,), stype="numpy.ndarray", data=b"\x00" * 2**20
+    )
+    # the same bytes spread over the expected tensors (padding) are refused too
+    padded = _reply(5.0)
+    padded[ARRAYS_KEY]["w"] = Array(
+        dtype="float32", shape=(2, 3), stype="numpy.ndarray", data=b"\x00" * 2**20
+    )
+    fed = _federation({1: lambda c: _reply(1.0), 2: lambda c: huge, 3: lambda c: padded})
+    out = fed.step(1)
+    assert out.succeeded == ["c1"] and out.updated
+    limit = record_size_limit(EXPECTED)
+    assert limit == 9 * 8 + 2 * 1024
+    for who in ("c2", "c3"):
+        assert "refused before decoding" in out.failed[who], out.failed
+        assert f"the {limit} bytes the 2 expected tensors can take" in out.failed[who]
+    with pytest.raises(PayloadError, match="refused before decoding"):
+        check_record_size(huge[ARRAYS_KEY], EXPECTED)
+    check_record_size(state_to_record(INIT), EXPECTED)  # a well-formed record passes
+    check_record_size(state_to_record({k: v.double() for k, v in INIT.items()}), EXPECTED)
+
+
+def test_a_stalling_node_replies_late_with_its_tensors_untouched():
+    record = state_to_record(INIT)
+    same = corrupt(record, "stall:30")
+    assert all(torch.equal(record_to_state(same)[k], INIT[k]) for k in INIT)
 
 
 def test_decoding_never_unpickles():
@@ -268,3 +317,93 @@ def test_checkpoints_and_results_are_safetensors_and_json_only(
     allowed = {".safetensors", ".json", ".jsonl", ".toml", ".md", ".png"}
     assert {p.suffix for p in files} <= allowed, files
     assert not [p for p in files if p.name.startswith(".")]  # no temporary file left behind
+
+
+class _RollCallGrid:
+    """Node 1 is a stale entry of the SuperLink (NODE_UNAVAILABLE) for the first `stale`
+    roll calls; nodes 2 and 3 play clients fr and sw; node 4 answers with `other_error`."""
+
+    def __init__(self, stale: int, other_error: bool = False, silent: int = 0) -> None:
+        self.stale, self.other_error, self.calls = stale, other_error, 0
+        self.silent = silent  # node 3's query goes undelivered (no reply) this many times
+
+    def get_node_ids(self):
+        return [1, 2, 3] + ([4] if self.other_error else [])
+
+    def send_and_receive(self, messages, *, timeout=None):
+        from types import SimpleNamespace
+
+        from flwr.app import ConfigRecord, Error
+        from flwr.common.constant import ErrorCode
+
+        from fedlingua.federation.payload import CLIENT_KEY
+
+        self.calls += 1
+        out = []
+        for msg in messages:
+            node = msg.metadata.dst_node_id
+            if node == 3 and self.calls <= self.silent:
+                continue
+            error = None
+            if node == 1 and self.calls <= self.stale:
+                error = Error(ErrorCode.NODE_UNAVAILABLE, "Error: Node Unavailable")
+            elif node == 4:
+                error = Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, "ConfigError: bad config")
+            client = {1: "lg", 2: "fr", 3: "sw"}.get(node, "")
+            out.append(
+                SimpleNamespace(
+                    metadata=SimpleNamespace(src_node_id=node),
+                    has_error=lambda e=error: e is not None,
+                    error=error,
+                    content={CLIENT_KEY: ConfigRecord({"client-id": client})},
+                )
+            )
+        return out
+
+
+def test_the_roll_call_waits_out_a_node_the_superlink_still_lists_but_cannot_reach(monkeypatch):
+    # after a SuperLink restart its state lists a killed SuperNode as online until two
+    # heartbeat intervals pass; the resumed ServerApp used to stop on that node's error
+    from types import SimpleNamespace
+
+    from fedlingua.flower_app import server_app
+
+    def query(content, dst_node_id, message_type):  # a QUERY outside a Flower run
+        return SimpleNamespace(metadata=SimpleNamespace(dst_node_id=dst_node_id))
+
+    monkeypatch.setattr(server_app, "Message", query)
+    monkeypatch.setattr(server_app.time, "sleep", lambda s: None)
+    grid = _RollCallGrid(stale=2)
+    assert server_app.roll_call(grid, ["fr", "sw", "lg"], 60) == {1: "lg", 2: "fr", 3: "sw"}
+    assert grid.calls == 3
+    grid = _RollCallGrid(stale=0, silent=1)  # ... or whose query is not delivered at all
+    assert server_app.roll_call(grid, ["fr", "sw", "lg"], 60) == {1: "lg", 2: "fr", 3: "sw"}
+    assert grid.calls == 2
+    # a node that is reachable but cannot play a client is still a clear, final error
+    with pytest.raises(RuntimeError, match="SuperNode 4 cannot play a client: ConfigError"):
+        server_app.roll_call(_RollCallGrid(stale=0, other_error=True), ["fr", "sw", "lg"], 60)
+    # one that never comes back: the roll call gives up after wait_s, naming it
+    clock = iter(range(0, 10_000, 30))
+    monkeypatch.setattr(server_app.time, "monotonic", lambda: next(clock))
+    with pytest.raises(RuntimeError, match=r"2 of 3 SuperNodes .* none from \[1\] .*Unavailable"):
+        server_app.roll_call(_RollCallGrid(stale=10**6), ["fr", "sw", "lg"], 60)
+
+
+class _ReversedGrid(InProcessGrid):
+    """An in-process grid whose replies come back in the reverse order of the nodes."""
+
+    def pull_messages(self, message_ids):
+        return list(reversed(list(super().pull_messages(message_ids))))
+
+
+def test_the_aggregate_does_not_depend_on_the_order_replies_arrive_in():
+    # float sums depend on the order of their terms: a deployment, where replies come back
+    # as nodes finish, must aggregate what the in-process run (node order) aggregates
+    values = {1: 3.0e7, 2: 1.0, 3: -3.0e7, 4: 0.3}
+    handlers = {i: (lambda c, v=v, n=7 + i: _reply(v, n=n)) for i, v in values.items()}
+    in_order = _federation(handlers)
+    reversed_ = _federation(handlers, grid=_ReversedGrid(handlers))
+    a, b = in_order.step(1), reversed_.step(1)
+    assert a.updated and b.updated and sorted(a.succeeded) == sorted(b.succeeded)
+    for key in INIT:
+        assert torch.equal(in_order.state[key], reversed_.state[key]), key

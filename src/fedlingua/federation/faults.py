@@ -19,6 +19,11 @@ The kinds:
     drop-tensor   the first tensor left out (rejected)
     pickled       the first tensor sent as a pickled numpy object array (rejected
                   without being unpickled: the server decodes with allow_pickle=False)
+    huge:MB       an extra tensor of MB mebibytes appended (rejected by its size, before
+                  any tensor of the reply is decoded: `payload.check_record_size`)
+    stall:S       the reply held back S seconds (a node slower than federation.round_timeout:
+                  the server counts it as "no reply before the timeout"); the tensors are
+                  left as they are
 
 The same `corrupt` function serves in-process experiments through `corrupting`
 (`benchmarks/robust_aggregation.py`, tests/federation/test_robust_aggregation.py).
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -38,7 +44,9 @@ from fedlingua.federation.payload import ARRAYS_KEY, CONFIG_KEY
 from fedlingua.runtime import derive_seed
 
 FAULT_KEY = "fedlingua-fault"
-KINDS = ("scale", "random", "wrong-shape", "nan", "drop-tensor", "pickled")
+KINDS = ("scale", "random", "wrong-shape", "nan", "drop-tensor", "pickled", "huge", "stall")
+NEEDS_ARG = ("scale", "huge", "stall")  # kinds whose number is not optional
+HUGE_TENSOR = "fedlingua-fault-huge"
 
 log = logging.getLogger("fedlingua.faults")
 
@@ -48,12 +56,14 @@ def parse_fault(spec: str) -> tuple[str, float | None]:
     kind, _, arg = spec.strip().partition(":")
     if kind not in KINDS:
         raise ValueError(f"{FAULT_KEY}={spec!r}: use one of {KINDS} (e.g. 'scale:100')")
-    if kind == "scale" and not arg:
-        raise ValueError(f"{FAULT_KEY}={spec!r}: give the factor, e.g. 'scale:100'")
+    if kind in NEEDS_ARG and not arg:
+        raise ValueError(f"{FAULT_KEY}={spec!r}: give the number, e.g. '{kind}:100'")
     try:
         value = float(arg) if arg else None
     except ValueError as exc:
         raise ValueError(f"{FAULT_KEY}={spec!r}: {arg!r} is not a number") from exc
+    if kind in ("huge", "stall") and not (value is not None and 0 < value < float("inf")):
+        raise ValueError(f"{FAULT_KEY}={spec!r}: {arg!r} must be a positive number")
     return kind, value
 
 
@@ -74,7 +84,9 @@ def corrupt(record: ArrayRecord, spec: str, seed: int = 0) -> ArrayRecord:
     rng = np.random.default_rng(derive_seed("fault", seed, spec))
     out: dict[str, Array] = {}
     for name, a in arrays.items():
-        if kind == "scale":
+        if kind in ("huge", "stall"):  # stall: the tensors are fine, the reply is late
+            out[name] = Array(a)
+        elif kind == "scale":
             out[name] = Array(np.asarray(a * value, dtype=a.dtype))
         elif kind == "random":
             std = 1.0 if value is None else value
@@ -88,6 +100,8 @@ def corrupt(record: ArrayRecord, spec: str, seed: int = 0) -> ArrayRecord:
         elif kind == "pickled":
             out[name] = _pickled_array(a)
         # drop-tensor: leave it out
+    if kind == "huge":
+        out[HUGE_TENSOR] = Array(np.zeros(int(value * 2**20) // 4, dtype=np.float32))
     return ArrayRecord(out)
 
 
@@ -106,6 +120,9 @@ def fault_injection(msg: Message, context: Context, call_next: ClientAppCallable
         server_round,
     )
     print(f"fedlingua: FAULT INJECTION {FAULT_KEY}={spec!r}: round {server_round} reply corrupted")
+    kind, value = parse_fault(spec)
+    if kind == "stall":
+        time.sleep(value)
     reply.content[ARRAYS_KEY] = corrupt(
         reply.content[ARRAYS_KEY], spec, seed=derive_seed(context.node_id, server_round)
     )

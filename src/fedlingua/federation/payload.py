@@ -3,7 +3,9 @@
 Communication is measured from the serialized payload (the protobuf bytes of
 the message content Flower sends), never estimated from shapes. Received
 tensors are checked against the expected names, shapes and finiteness before
-they touch a model; arrays are decoded with numpy's pickle-free loader
+they touch a model, and a record is first checked by size (`check_record_size`: never
+more bytes than the expected tensors can take), so an oversized reply is refused
+before any of it is decoded; arrays are decoded with numpy's pickle-free loader
 (`allow_pickle=False`), and data it cannot decode is a `PayloadError`, never a crash.
 """
 
@@ -44,6 +46,29 @@ def record_to_state(
     if expected is not None:
         check_state(state, expected)
     return state
+
+
+MAX_ITEMSIZE = 8  # bytes per element of the widest floating-point dtype a reply may use
+HEADER_ALLOWANCE = 1024  # bytes per tensor for numpy's .npy header (about 128 in practice)
+
+
+def record_size_limit(expected: Mapping[str, tuple[int, ...]]) -> int:
+    """The most bytes a record of the `expected` tensors can hold: every element at the
+    widest floating-point dtype, plus a header allowance per tensor."""
+    elements = sum(int(np.prod(shape, dtype=np.int64)) for shape in expected.values())
+    return elements * MAX_ITEMSIZE + HEADER_ALLOWANCE * len(expected)
+
+
+def check_record_size(record: ArrayRecord, expected: Mapping[str, tuple[int, ...]]) -> None:
+    """Refuse a record holding more bytes than the `expected` tensors can take (an
+    oversized or padded reply), reading only the lengths of its byte strings."""
+    size = sum(len(array.data) for array in record.values())
+    limit = record_size_limit(expected)
+    if size > limit:
+        raise PayloadError(
+            f"{size} bytes of tensor data in {len(record)} tensor(s), more than the {limit} "
+            f"bytes the {len(expected)} expected tensors can take: refused before decoding"
+        )
 
 
 def check_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]) -> None:

@@ -35,6 +35,7 @@ from fedlingua.federation.payload import (
     CLIENT_KEY,
     METRICS_KEY,
     PayloadError,
+    check_record_size,
     check_state,
     payload_bytes,
     record_to_state,
@@ -155,6 +156,9 @@ class Federation:
         if len(valid) < self.min_clients:
             self._skip(out, f"{len(valid)} valid repl{'y' if len(valid) == 1 else 'ies'}")
             return
+        # in client order, not arrival order: float sums depend on the order of their terms,
+        # and the aggregate must not depend on which node's reply came back first
+        valid.sort(key=lambda r: self._who(self._source(r), r))
         agg_arrays, agg_metrics = self.strategy.aggregate_train(out.server_round, valid)
         if agg_arrays is not None:
             self._adopt(record_to_state(agg_arrays), out)
@@ -192,6 +196,8 @@ class Federation:
                 continue
             out.bytes_up[who] = payload_bytes(reply.content) if self.measure else 0
             try:
+                for record in reply.content.array_records.values():  # sizes before decoding
+                    check_record_size(record, self.expected)
                 received = record_to_state(reply.content[ARRAYS_KEY])
                 check_state(received, self.expected)
                 for name, record in reply.content.array_records.items():

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid, ServerApp
 
 from fedlingua.config import ConfigError, RunConfig
@@ -39,8 +40,39 @@ app = ServerApp()
 
 
 def roll_call(grid: Grid, client_ids: list[str], wait_s: float) -> dict[int, str]:
-    """Node id -> client id, once every client's SuperNode is connected and has answered."""
+    """Node id -> client id, once every client's SuperNode is connected and has answered.
+
+    A node the SuperLink still lists but that sends no heartbeats (a SuperNode killed just
+    before, or one the SuperLink's state kept across its own restart) is answered for by the
+    SuperLink with NODE_UNAVAILABLE, or its query is not delivered at all: it is left out,
+    and the roll call is repeated until every client has answered or `wait_s` passed. Any
+    other error from a node is final.
+    """
     deadline = time.monotonic() + wait_s
+    while True:
+        names, missing = _ask(grid, client_ids, deadline, wait_s)
+        claimed = sorted(names.values())
+        if claimed == sorted(client_ids):
+            return names
+        if not missing:
+            raise RuntimeError(
+                f"the SuperNodes play clients {claimed}, the config has {sorted(client_ids)}: "
+                "give each SuperNode a distinct partition-id in 0..num-partitions-1"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{len(names)} of {len(names) + len(missing)} SuperNodes answered the roll call "
+                f"within {wait_s:.0f}s, none from {sorted(missing)} "
+                f"({'; '.join(sorted(set(missing.values())))}): raise {WAIT_KEY}"
+            )
+        time.sleep(2.0)
+
+
+def _ask(
+    grid: Grid, client_ids: list[str], deadline: float, wait_s: float
+) -> tuple[dict[int, str], dict[int, str]]:
+    """One roll call of the connected nodes: node -> client id, and node -> why it did not
+    answer (unavailable, or no answer)."""
     while len(nodes := list(grid.get_node_ids())) < len(client_ids):
         if time.monotonic() > deadline:
             raise RuntimeError(
@@ -52,23 +84,16 @@ def roll_call(grid: Grid, client_ids: list[str], wait_s: float) -> dict[int, str
     # a node answers once it has prepared its client (model + data): allow at least a minute
     timeout = max(deadline - time.monotonic(), 60.0)
     names: dict[int, str] = {}
+    why = "no answer"
     for reply in grid.send_and_receive(asks, timeout=timeout):
-        node = reply.metadata.src_node_id
-        if reply.has_error():
+        node = reply.metadata.src_node_id  # for the SuperLink's own errors: the SuperLink
+        if reply.has_error() and reply.error.code == ErrorCode.NODE_UNAVAILABLE:
+            why = f"unavailable or no answer: {reply.error.reason}"
+        elif reply.has_error():
             raise RuntimeError(f"SuperNode {node} cannot play a client: {reply.error.reason}")
-        names[node] = str(reply.content[CLIENT_KEY]["client-id"])
-    if len(names) < len(nodes):
-        raise RuntimeError(
-            f"{len(names)} of {len(nodes)} SuperNodes answered the roll call within "
-            f"{timeout:.0f}s: raise {WAIT_KEY}"
-        )
-    claimed = sorted(names.values())
-    if claimed != sorted(client_ids):
-        raise RuntimeError(
-            f"the SuperNodes play clients {claimed}, the config has {sorted(client_ids)}: "
-            "give each SuperNode a distinct partition-id in 0..num-partitions-1"
-        )
-    return names
+        else:
+            names[node] = str(reply.content[CLIENT_KEY]["client-id"])
+    return names, {n: why for n in nodes if n not in names}
 
 
 def resumable(cfg: RunConfig, run_dir: str) -> Path:
