@@ -52,8 +52,10 @@ def build_federations(
             f"federation.min_clients={cfg.federation.min_clients} but the config makes only "
             f"{len(exp.clients)} clients: no round could ever aggregate"
         )
-    # a single node per model: plain replacement, no sampling, faults or dropout
-    fed_cfg = FederationConfig(rounds=cfg.federation.rounds) if topo.local else cfg.federation
+    # a single node per model: plain replacement (FedAvg of one reply is that reply), no
+    # server optimizer, sampling, faults or dropout
+    local = FederationConfig(rounds=cfg.federation.rounds, strategy="fedavg")
+    fed_cfg = local if topo.local else cfg.federation
     base_config = train_config(cfg, cfg.train.lr or exp.bench.method.default_lr)
     if topo.local:
         base_config["client-dropout"] = 0.0

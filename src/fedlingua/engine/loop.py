@@ -1,10 +1,10 @@
 """`run`: the rounds of one experiment, with evaluation, checkpoints and resume.
 
 Each round steps every federation of the topology once, evaluates the models on
-test (with dev selection: on dev, and on test only the models that improved on dev, since
-only a model's best dev round is ever reported), appends a record to `metrics.jsonl` and
-checkpoints the trainable state, the strategies' server state and the best models
-so far. A resumed run restores that checkpoint and continues bit-exactly.
+test (with dev selection: on dev only; each model's state at its best dev round is kept
+and scored on test once, at the end, since only that round is ever reported), appends a
+record to `metrics.jsonl` and checkpoints the trainable state, the strategies' server
+state and the best models so far. A resumed run restores that checkpoint and continues bit-exactly.
 """
 
 from __future__ import annotations
@@ -180,12 +180,11 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
     t1 = time.perf_counter()
     if rnd % cfg.evaluation.every == 0 or rnd == cfg.federation.rounds:
         states = {n: f.state for n, f in feds.items()}
-        if cfg.evaluation.select_on_dev:
+        if cfg.evaluation.select_on_dev:  # test only the selected models, once, at the end
             record["dev"] = exp.evaluate(states, "dev")
-            improved = _track_best(exp, record["dev"], feds, rnd, progress.best)
-            # only a model's best dev round is ever reported: test the others' states no more
-            states = {n: s for n, s in states.items() if n in improved or n not in progress.best}
-        record["test"] = exp.evaluate(states, "test")
+            _track_best(exp, record["dev"], feds, rnd, progress.best)
+        else:
+            record["test"] = exp.evaluate(states, "test")
     record["time"] = {
         "train_s": t_train,
         "client_compute_s": compute,
@@ -196,9 +195,8 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
     return record
 
 
-def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> set[str]:
-    """Record each model whose dev accuracy beat its best; returns their names."""
-    improved = set()
+def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> None:
+    """Keep each model whose dev accuracy beat its best so far (a copy of its state)."""
     for name, fed in feds.items():
         langs = exp.topology.selection_languages(name, list(dev))
         vals = [dev[x]["accuracy"] for x in langs if x in dev]
@@ -207,8 +205,6 @@ def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) ->
         score = sum(vals) / len(vals)
         if name not in best or score > best[name][0]:
             best[name] = (score, rnd, {k: v.clone() for k, v in fed.state.items()})
-            improved.add(name)
-    return improved
 
 
 def _checkpoint(rundir: RunDir, feds: dict, rnd: int, progress: Progress) -> None:
@@ -225,14 +221,15 @@ def _checkpoint(rundir: RunDir, feds: dict, rnd: int, progress: Progress) -> Non
 def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, wall_s: float):
     """Final tensors, best tensors, results.json and report.md of a finished run."""
     finals = {n: f.state for n, f in feds.items()}
-    results = results_of(exp, progress.history, progress.best, wall_s)
+    reported = {n: progress.best[n][2] if n in progress.best else s for n, s in finals.items()}
+    selected_test = exp.evaluate(reported, "test") if exp.cfg.evaluation.select_on_dev else None
+    results = results_of(exp, progress.history, progress.best, wall_s, selected_test)
     rundir.save_states("final.safetensors", finals)
     if progress.best:
         rundir.save_states("best.safetensors", {n: s for n, (_, _, s) in progress.best.items()})
     ev = exp.cfg.evaluation
     if ev.matrix and exp.topology.per_language:
         results["matrix"] = exp.matrix(finals)
-    reported = {n: progress.best[n][2] if n in progress.best else s for n, s in finals.items()}
     if ev.language_prior:
         results["prior_adjusted"] = scored(exp, exp.evaluate(reported, language_prior=True))
     if ev.personalize > 0:

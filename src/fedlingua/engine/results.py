@@ -15,10 +15,17 @@ from fedlingua.report import RunDir, language_table
 from fedlingua.training import State
 
 
-def results_of(exp: Experiment, history: list[dict], best: dict, wall_s: float) -> dict:
-    """results.json of a finished run (`best`: model -> (dev score, round, state))."""
+def results_of(
+    exp: Experiment,
+    history: list[dict],
+    best: dict,
+    wall_s: float,
+    selected_test: dict | None = None,
+) -> dict:
+    """results.json of a finished run (`best`: model -> (dev score, round, state);
+    `selected_test`: with dev selection, the test scores of the selected models)."""
     cfg = exp.cfg
-    final, selected = _reported_scores(exp, history, best)
+    final, selected = _reported_scores(exp, history, best, selected_test)
     from fedlingua.privacy.dp import account
 
     return {
@@ -71,39 +78,33 @@ def scored(exp: Experiment, per_language: dict[str, dict]) -> dict:
 
 
 def _curve(history: list[dict]) -> list[dict]:
-    """Mean dev and test accuracy over languages per evaluated round: the learning curve.
-    With dev selection only models that improved on dev are tested, so a round's test mean
-    is given only where every language was tested (`None` elsewhere)."""
+    """Mean accuracy over languages per evaluated round: the learning curve (on dev with
+    dev selection, which scores test only for the selected round; on test otherwise)."""
 
     def mean(split: dict) -> float:
         return sum(s["accuracy"] for s in split.values()) / len(split) if split else None
 
-    languages = max((len(h["test"]) for h in history if "test" in h), default=0)
     return [
-        {"round": h["round"], "test": mean(h["test"]) if len(h["test"]) == languages else None}
-        | ({"dev": mean(h["dev"])} if "dev" in h else {})
+        {"round": h["round"]} | {k: mean(h[k]) for k in ("dev", "test") if k in h}
         for h in history
-        if "test" in h
+        if "test" in h or "dev" in h
     ]
 
 
-def _reported_scores(exp: Experiment, history: list[dict], best: dict) -> tuple[dict, object]:
+def _reported_scores(
+    exp: Experiment, history: list[dict], best: dict, selected_test: dict | None
+) -> tuple[dict, object]:
     """Test scores per language and the round they come from: the last evaluated round, or
-    with dev selection each language's serving model's best round."""
-    evaluated = [h for h in history if "test" in h]
-    final = evaluated[-1]["test"] if evaluated else {}
+    with dev selection each language's serving model's best dev round."""
+    evaluated = [h for h in history if "test" in h or "dev" in h]
     last = evaluated[-1]["round"] if evaluated else None
-    if not best:
-        return final, last
-    per_lang, selected = {}, {}
-    for lang in exp.eval_languages:
-        tested = {h["round"]: h["test"][lang] for h in evaluated if lang in h["test"]}
-        if not tested:
-            continue
-        model = exp.model_for(lang)
-        rnd = best[model][1] if model in best else max(tested)
-        per_lang[lang], selected[lang] = tested[rnd], rnd
-    return per_lang, selected or last
+    if selected_test is None:
+        return (evaluated[-1].get("test", {}) if evaluated else {}), last
+    selected = {
+        lang: best[exp.model_for(lang)][1] if exp.model_for(lang) in best else last
+        for lang in selected_test
+    }
+    return selected_test, selected or last
 
 
 def _communication(exp: Experiment, history: list[dict]) -> dict:
