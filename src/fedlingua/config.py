@@ -105,6 +105,11 @@ class DataConfig:
     few_shot: Int | None = _help("k training examples per class per language", None)
     max_train_per_client: Int | None = _help("cap on training examples per client", None)
     max_eval_per_language: Int | None = _help("cap on dev/test examples per language", None)
+    max_dev_per_language: Int | None = _help(
+        "cap on dev examples per language (default: max_eval_per_language); dev is scored "
+        "every evaluation, test once per selected model",
+        None,
+    )
     max_length: Int = _help("maximum text tokens (virtual prompt tokens come on top)", 128)
     on_bad_rows: Literal["error", "skip"] = _help("what a malformed data row does", "error")
     splits: Table | None = _help(

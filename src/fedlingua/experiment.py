@@ -145,9 +145,12 @@ def evaluation_rows(
     dataset: MultilingualDataset, language: str, split: str, cfg: RunConfig
 ) -> list[Example]:
     """The dev/test rows a run scores `language` on: all of them, or a seeded stratified
-    sample of `data.max_eval_per_language` (never just the head of a file)."""
+    sample of `data.max_eval_per_language` (`data.max_dev_per_language` for dev, when set;
+    never just the head of a file)."""
     rows = dataset.split(language, split)
     limit = cfg.data.max_eval_per_language
+    if split == "dev" and cfg.data.max_dev_per_language is not None:
+        limit = cfg.data.max_dev_per_language
     if limit is None or len(rows) <= limit:
         return rows
     rng = rng_for("eval-cap", cfg.seed, language, split)
