@@ -43,6 +43,7 @@ def curves_figure(metrics: list[dict]) -> Figure:
     acc, loss = fig.subplots(1, 2)
     langs = sorted({x for m in metrics for split in ("test", "dev") for x in m.get(split, {})})
     colors = {lang: f"C{i % 10}" for i, lang in enumerate(langs)}
+    labelled: set[str] = set()
     for split, style in (("test", "-"), ("dev", "--")):
         for lang in langs:
             pts = [
@@ -51,7 +52,8 @@ def curves_figure(metrics: list[dict]) -> Figure:
                 if lang in m.get(split, {})
             ]
             if pts:
-                label = lang if split == "test" else None
+                label = None if lang in labelled else lang  # one legend entry per language
+                labelled.add(lang)
                 acc.plot(
                     *zip(*pts, strict=True), style, marker="o", color=colors[lang], label=label
                 )
