@@ -300,19 +300,20 @@ def main() -> None:
     command = "python benchmarks/recipe_sweep.py " + " ".join(sys.argv[1:])
     low = DATASETS[args.dataset]["overrides"]["data.low_resource"]
     done = _committed_rows(args.dataset)
-    rows = {}
-    # the named candidates run in the order given; rows already finished are always included
-    for name in [*names, *(n for n in CANDIDATES if n not in names)]:
+    rows: dict[str, dict] = {}
+    for name in CANDIDATES:  # rows already measured: committed, or a finished run directory
         key = _config_key(args.dataset, name)
         if name in done and done[name].get("config_key") == key:
             rows[name] = done[name]  # measured in an earlier sitting (committed results)
+        elif name not in names and RunDir(RUNS / args.dataset / name).results() is not None:
+            rows[name] = dev_summary(RUNS / args.dataset / name, low) | {"config_key": key}
+    for name in names:  # then the named candidates, in the order given
+        if name in rows:
             continue
-        path = RUNS / args.dataset / name
-        if name in names:
-            path = run_candidate(args.dataset, name)
-        if RunDir(path).results() is not None:
-            rows[name] = dev_summary(path, low) | {"config_key": key}
-            write_results(args.dataset, rows, command)
+        path = run_candidate(args.dataset, name)
+        rows[name] = dev_summary(path, low) | {"config_key": _config_key(args.dataset, name)}
+        write_results(args.dataset, rows, command)
+    write_results(args.dataset, rows, command)
 
 
 # The datasets whose dev results choose the defaults (the demo's CLDR budget and SIB-200).
