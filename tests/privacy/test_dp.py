@@ -49,13 +49,24 @@ from fedlingua.privacy.dp import DPPlan
     ],
 )
 def test_invalid_privacy_configs_say_what_to_change(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        RunConfig.load(None, overrides)
+    with pytest.raises(ConfigError, match=message):  # DP's strategy, FedAvg, unless said
+        RunConfig.load(None, ["federation.strategy='fedavg'", *overrides])
+
+
+def test_dp_under_the_default_server_optimizer_says_to_choose_fedavg():
+    with pytest.raises(ConfigError, match="averaging strategy.*'fedadam'"):
+        RunConfig.load(None, ["privacy.dp='central-fixed'", "privacy.epsilon=4"])
 
 
 def test_privacy_section_round_trips_through_toml(tmp_path):
     cfg = RunConfig.load(
-        None, ["privacy.dp='central-adaptive'", "privacy.epsilon=4.0", "privacy.clipping='client'"]
+        None,
+        [
+            "federation.strategy='fedavg'",
+            "privacy.dp='central-adaptive'",
+            "privacy.epsilon=4.0",
+            "privacy.clipping='client'",
+        ],
     )
     path = tmp_path / "run.toml"
     path.write_text(cfg.to_toml())
@@ -88,7 +99,9 @@ def test_central_fixed_clips_weighs_clients_equally_and_adds_calibrated_noise(cl
         mods = [fixedclipping_mod]
     fed = Federation(
         "global",
-        make_strategy(FederationConfig(), 2, equal_weights=True, wrap=DPPlan(privacy, z).wrap),
+        make_strategy(
+            FederationConfig(strategy="fedavg"), 2, equal_weights=True, wrap=DPPlan(privacy, z).wrap
+        ),
         InProcessGrid(handlers, mods=mods),
         {"w": torch.zeros(D)},
         lambda rnd: ConfigRecord({"lr": 0.1}),
@@ -116,7 +129,10 @@ def test_noise_is_seeded_per_round_and_the_same_on_every_run():
         fed = Federation(
             "global",
             make_strategy(
-                FederationConfig(), 1, equal_weights=True, wrap=DPPlan(privacy, 1.0).wrap
+                FederationConfig(strategy="fedavg"),
+                1,
+                equal_weights=True,
+                wrap=DPPlan(privacy, 1.0).wrap,
             ),
             InProcessGrid({1: lambda content: _reply(0.5, 5)}),
             {"w": torch.zeros(D)},

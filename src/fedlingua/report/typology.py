@@ -128,7 +128,8 @@ class _Table:
 @cache
 def _table(kind: str) -> _Table:
     file, prefix = _SOURCES[kind]
-    with np.load(_folder() / file, allow_pickle=False) as z:
+    path = _folder() / file
+    with np.load(path, allow_pickle=False) as z:
         feats, langs, data = z["feats"], z["langs"], z["data"]
     data = data[:, np.array([str(f).startswith(prefix) for f in feats]), :]
     observed = (data != -1.0) & np.isfinite(data)
