@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedlingua.io import write_json, write_text
+from fedlingua.report.tables import curve_split
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -58,7 +59,7 @@ def curves_figure(metrics: list[dict]) -> Figure:
                     *zip(*pts, strict=True), style, marker="o", color=colors[lang], label=label
                 )
     acc.set(xlabel="round", ylabel="accuracy", title="test (solid) and dev (dashed) accuracy")
-    # with dev selection a model is tested only at the rounds it improved on dev
+    # with dev selection the rounds carry dev only (test is scored once, at the end)
     for ax in (acc, loss):
         ax.xaxis.get_major_locator().set_params(integer=True)
     if langs:
@@ -131,7 +132,7 @@ def compare_curves_figure(rows: Sequence[dict]) -> Figure:
     fig = _figure(7, 4)
     ax = fig.subplots()
     for k, r in enumerate(rows):
-        split = "dev" if any("dev" in p for p in r["curve"]) else "test"
+        split = curve_split(r)
         pts = [(p["round"], p[split]) for p in r["curve"] if p.get(split) is not None]
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", color=f"C{k % 10}", label=_row_label(r))

@@ -76,12 +76,17 @@ def _row(label: str, scored: dict, r: dict, languages: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def curve_split(row: dict) -> str:
+    """The split a run's learning curve follows: dev where it selects on dev, else test."""
+    return "dev" if any("dev" in p for p in row["curve"]) else "test"
+
+
 def curves_table(rows: Sequence[dict]) -> str:
     """Learning curves side by side: mean dev accuracy per round of every row (mean test
     accuracy for rows that do not select on dev); `-` after a row stopped."""
     if not rows:
         return ""
-    split = {id(r): "dev" if any("dev" in p for p in r["curve"]) else "test" for r in rows}
+    split = {id(r): curve_split(r) for r in rows}
     head = ["round", *(f"{row_label(r)} ({split[id(r)]})" for r in rows)]
     points = {id(r): {p["round"]: p.get(split[id(r)]) for p in r["curve"]} for r in rows}
     rounds = sorted({rnd for pts in points.values() for rnd in pts})
