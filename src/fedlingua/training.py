@@ -76,8 +76,8 @@ class Workbench:
 
     def eval_attention(self) -> contextlib.AbstractContextManager:
         """Attention kernel of evaluation. On the CPU, PyTorch's math kernel: its fused
-        (flash) kernel with a padding mask ran e5-small's evaluation 1.6x slower at 52
-        tokens and 1.1x at 148 (training already takes the math kernel: dropout)."""
+        (flash) kernel with a padding mask ran e5-small's evaluation slower at the short
+        lengths measured (training already takes the math kernel: dropout)."""
         if self.device.type == "cpu":
             return sdpa_kernel(SDPBackend.MATH)
         return contextlib.nullcontext()
