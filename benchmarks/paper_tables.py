@@ -1,15 +1,22 @@
-"""Reproduce the paper's comparison tables on real data with the offline default model.
+"""Reproduce the paper's comparison tables on real data, every row trained to convergence.
 
-For one dataset (masakhanews, sib200, xnli) this runs `fedlingua compare` (the same code
-as the CLI) with rows centralized, monolingual, federated full, federated LoRA, federated
-prompt-encoder and federated soft-prompt, on the same clients, data and seed; then, for
-stability, the monolingual and federated prompt-encoder rows again with more seeds.
-It writes benchmarks/results/<dataset>.md / .json and <dataset>.png.
+For one dataset (sib200, masakhanews, xnli) this runs `fedlingua compare` (the same code
+as the CLI) with rows centralized, monolingual, federated prompt-encoder, soft-prompt,
+LoRA and full fine-tuning, on the same clients, data and seed; then the monolingual and
+federated prompt-encoder rows with two more seeds. Every row trains at most ROUNDS rounds
+of LOCAL_STEPS steps, is scored on dev after every round, stops after PATIENCE rounds
+without a better dev accuracy, and is reported on test once, at its best dev round.
 
-Usage:  .venv/bin/python benchmarks/paper_tables.py sib200 [--seeds 0,1,2]
-Needs ../shared/data (or $FEDLINGUA_DATA_ROOT). Budgets (per-client training size,
-sequence length, rounds) are fixed below so each table fits a 2-core CPU; they are
-printed at the top of every results file.
+The recipe is the one chosen on dev (benchmarks/recipe_sweep.py): FedAdam, logit
+adjustment 0.5, and each method's learning rate as measured on SIB-200 dev
+(results/recipe_sweep_sib200.json); no setting is read from a test score.
+
+Usage:  .venv/bin/python benchmarks/paper_tables.py sib200 [--seeds 0,1,2] [--rows ...]
+        .venv/bin/python benchmarks/paper_tables.py sib200 --report   (finished rows only)
+Rows are run directories (benchmarks/runs/paper_tables/<dataset>/seed<k>/<row>): an
+interrupted table continues where it stopped, and two processes may run disjoint rows
+of the same table at once (one per core). The results file lists rows still pending.
+Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
 """
 
 from __future__ import annotations
@@ -24,19 +31,27 @@ from pathlib import Path
 from fedlingua.compare import compare
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
+from fedlingua.io import write_json, write_text
+from fedlingua.report import RunDir
 from fedlingua.runtime import environment
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from recipe_sweep import RESULTS as SWEEP_RESULTS  # noqa: E402
+from recipe_sweep import method_choice  # noqa: E402
+
 RESULTS = HERE / "results"
+RUNS = HERE / "runs" / "paper_tables"
 ROWS = [
     "centralized:prompt-encoder",
     "monolingual:prompt-encoder",
-    "federated:full",
-    "federated:lora",
     "federated:prompt-encoder",
     "federated:soft-prompt",
+    "federated:lora",
+    "federated:full",
 ]
 STABILITY_ROWS = ["monolingual:prompt-encoder", "federated:prompt-encoder"]
+ROUNDS, LOCAL_STEPS, BATCH, PATIENCE, PERSONALIZE = 20, 4, 16, 4, 8
 SIB_HIGH = [
     "eng_Latn",
     "fra_Latn",
@@ -48,60 +63,81 @@ SIB_HIGH = [
     "hin_Deva",
 ]
 
-# Shared by every table: batch 8 and 2 local epochs per round give a client with 48
-# examples 12 optimizer steps per round (batch 16 x 1 epoch gave 3, too few for any
-# federated row to leave chance within 3 rounds). Precision is the default fp32-onednn
-# (fp32 accuracy; bf16 autocast would be faster but cost ~5 points, precision_guard.md).
-COMMON = {
-    "train.batch_size": 8,
-    "train.local_epochs": 2,
-    "federation.rounds": 3,
-    "evaluation.every": 3,
+# Every row of every table: the sweep's compute budget and the dev-chosen recipe.
+RECIPE = {
+    "model.name": "e5-small",
     "model.precision": "fp32-onednn",
-    # the paper's FedAvg with plain cross-entropy (these tables predate the dev-chosen recipe)
-    "federation.strategy": "fedavg",
-    "train.logit_adjustment": 0.0,
+    "train.batch_size": BATCH,
+    "train.local_steps": LOCAL_STEPS,
+    "federation.rounds": ROUNDS,
+    "federation.strategy": "fedadam",
+    "train.logit_adjustment": 0.5,
+    "evaluation.select_on_dev": True,
+    "evaluation.patience": PATIENCE,
+    "threads": 1,
+    "progress": False,
 }
+
+
+def row_overrides(dataset: str, n_clients: int, lrs: dict[str, float]) -> dict[str, dict]:
+    """Each row's own settings on top of RECIPE, as in the sweep that chose them."""
+    rows = {
+        # the best monolingual candidate on SIB-200 dev (mono-adamw-keep): plain
+        # cross-entropy (a local model fits its own label prior), optimizer state kept
+        "monolingual:prompt-encoder": {
+            "train.logit_adjustment": 0.0,
+            "train.keep_optimizer_state": True,
+        },
+        # the whole federation's examples per round (every client's local steps), plain loss
+        "centralized:prompt-encoder": {
+            "train.logit_adjustment": 0.0,
+            "train.local_steps": LOCAL_STEPS * n_clients,
+        },
+        "federated:prompt-encoder": {"evaluation.personalize": PERSONALIZE},
+    }
+    for method, lr in lrs.items():
+        rows.setdefault(f"federated:{method}", {})["train.lr"] = lr
+    return rows
+
 
 BUDGETS: dict[str, dict] = {
     "sib200": {
         "overrides": {
-            **COMMON,
             "data.max_train_per_client": 48,
-            "data.max_eval_per_language": 102,
+            "data.max_dev_per_language": 48,
             "data.max_length": 64,
         },
         "note": "all 30 local languages as clients; 48 training sentences per client "
-        "(stratified), 102 of 204 test sentences per language (stratified); texts are "
-        "parallel across languages (row i is the same sentence in every language), so "
-        "federation and centralized training see translations of the same sentences: a "
-        "cross-lingual signal local training never gets.",
+        "(stratified: the paper's scarce-data regime), 48 of 99 dev sentences per language "
+        "(stratified), all 204 test sentences per language; texts are parallel across "
+        "languages (row i is the same sentence in every language), so federation and "
+        "centralized training see translations of the same sentences: a cross-lingual "
+        "signal local training never gets.",
     },
     "masakhanews": {
         "overrides": {
-            **COMMON,
             "data.max_train_per_client": 48,
-            "data.max_eval_per_language": 100,
+            "data.max_dev_per_language": 48,
+            "data.max_eval_per_language": 200,
             "data.max_length": 96,
         },
         "note": "all 16 languages as clients; 48 training articles per client (stratified), "
-        "so every client trains on the same amount whatever its upstream size; 100 test "
-        "articles per language (stratified), headline + body truncated to 96 tokens "
-        "including the virtual prompt.",
+        "so every client trains on the same amount whatever its upstream size; 48 dev and "
+        "200 test articles per language (stratified), headline + body truncated to 96 "
+        "tokens including the virtual prompt.",
     },
     "xnli": {
         "overrides": {
-            **COMMON,
             "data.max_train_per_client": 48,
-            "data.max_eval_per_language": 120,
+            "data.max_dev_per_language": 48,
+            "data.max_eval_per_language": 500,
             "data.max_length": 80,
         },
-        "note": "15 languages as clients; XNLI has no training split: 48 premise/hypothesis "
-        "pairs per client are drawn from dev (its train part), test is 120 stratified test "
-        "pairs per language.",
+        "note": "15 languages as clients; XNLI has no training split: the loader splits its "
+        "dev set into train and dev parts; 48 premise/hypothesis pairs per client and 48 "
+        "dev pairs per language (stratified); 500 stratified test pairs per language.",
     },
 }
-
 
 LOW_MEANING = {
     "sib200": "languages outside the 8 high-resource ones",
@@ -120,56 +156,72 @@ def low_resource(dataset: str, langs: list[str], groups: dict) -> list[str]:
     return [x for x in ("sw", "ur") if x in langs]
 
 
-def _config(dataset: str, seed: int, out: Path, low: list[str]) -> RunConfig:
-    raw = [
-        f"data.source={dataset}",
-        f"seed={seed}",
-        f"output_dir={json.dumps(str(out))}",
-        f"name=seed{seed}",
-        "progress=false",
-        f"data.low_resource={json.dumps(low)}",
-    ]
-    raw += [f"{k}={json.dumps(v)}" for k, v in BUDGETS[dataset]["overrides"].items()]
-    return RunConfig.load(None, raw)
+def chosen_lrs() -> tuple[dict[str, float], dict]:
+    """Each method's learning rate, the best on SIB-200 dev (recipe_sweep.py)."""
+    path = SWEEP_RESULTS / "recipe_sweep_sib200.json"
+    choice = method_choice(json.loads(path.read_text())["rows"]) if path.exists() else {}
+    return {m: c["lr"] for m, c in choice.items()}, choice
+
+
+def table_config(dataset: str, seed: int, low: list[str], n_clients: int) -> RunConfig:
+    lrs, _ = chosen_lrs()
+    raw = RECIPE | BUDGETS[dataset]["overrides"]
+    raw |= {
+        "data.source": dataset,
+        "seed": seed,
+        "output_dir": str(RUNS / dataset),
+        "name": f"seed{seed}",
+        "data.low_resource": low,
+    }
+    cfg = RunConfig.load(None, [f"{k}={json.dumps(v)}" for k, v in raw.items()])
+    cfg.compare.overrides = {
+        row: [f"{k}={json.dumps(v)}" for k, v in o.items()]
+        for row, o in row_overrides(dataset, n_clients, lrs).items()
+    }
+    return cfg
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset", choices=sorted(BUDGETS))
-    ap.add_argument("--seeds", default="0", help="comma-separated; the first seed runs all rows")
-    ap.add_argument(
-        "--rows", default=",".join(ROWS), help="comma-separated paradigm:method rows (main table)"
-    )
-    ap.add_argument("--out", default=str(HERE / "runs"), help="run directories (resumable)")
+    ap.add_argument("--seeds", default="0,1,2", help="the first seed runs every row")
+    ap.add_argument("--rows", default=",".join(ROWS), help="paradigm:method rows to run")
+    ap.add_argument("--report", action="store_true", help="write results from finished rows")
     args = ap.parse_args()
     if default_data_root() is None:
         sys.exit("needs ../shared/data or $FEDLINGUA_DATA_ROOT")
+    os.environ.setdefault("FEDLINGUA_THREADS", "1")
     seeds = [int(s) for s in args.seeds.split(",")]
     ds = load_dataset(args.dataset)
     langs = ds.languages()
     low = low_resource(args.dataset, langs, getattr(ds, "groups", {}) or {})
-    out = Path(args.out) / args.dataset
-    rows, _ = compare(_config(args.dataset, seeds[0], out, low), args.rows.split(","))
-    stability: dict[str, list[dict]] = {r: [] for r in STABILITY_ROWS}
-    for row in rows:
-        key = f"{row['paradigm']}:{row['method']}"
-        if key in stability:
-            stability[key].append(row)
-    wall = sum(r["time"]["wall_s"] for r in rows)
-    for seed in seeds[1:]:
-        more, _ = compare(_config(args.dataset, seed, out, low), STABILITY_ROWS)
-        for row in more:
-            stability[f"{row['paradigm']}:{row['method']}"].append(row)
-        wall += sum(r["time"]["wall_s"] for r in more)
-    # the runs' own times (not this process's): a rerun that only reads finished rows
-    # back rewrites the results files with the same figures
-    write_results(args, ds, rows, stability, low, wall)
+    lrs, _ = chosen_lrs()
+    wanted = args.rows.split(",")
+    if not args.report:
+        missing = [r for r in wanted if r.split(":")[1] not in lrs and r.startswith("federated")]
+        if missing:
+            sys.exit(
+                f"rows {missing} need their learning rate from the dev sweep: run "
+                "benchmarks/recipe_sweep.py sib200 first"
+            )
+        for i, seed in enumerate(seeds):
+            rows = [r for r in wanted if i == 0 or r in STABILITY_ROWS]
+            if rows:
+                cfg = table_config(args.dataset, seed, low, len(langs))
+                cfg.compare.overrides = {
+                    k: v for k, v in cfg.compare.overrides.items() if k in rows
+                }
+                compare(cfg, rows, log=lambda line: print(line, flush=True))
+    write_results(args.dataset, ds, seeds, low)
 
 
-def head_to_head(rows: list[dict], order: list[str]) -> list[str]:
+def finished(dataset: str, seed: int, row: str) -> dict | None:
+    return RunDir(RUNS / dataset / f"seed{seed}" / row.replace(":", "-")).results()
+
+
+def head_to_head(rows: dict[str, dict], order: list[str]) -> list[str]:
     """Federated vs monolingual prompt-encoder, language by language."""
-    by = {f"{r['paradigm']}:{r['method']}": r for r in rows}
-    fed, mono = by.get("federated:prompt-encoder"), by.get("monolingual:prompt-encoder")
+    fed, mono = rows.get("federated:prompt-encoder"), rows.get("monolingual:prompt-encoder")
     if fed is None or mono is None:
         return []
     gap = {
@@ -178,8 +230,8 @@ def head_to_head(rows: list[dict], order: list[str]) -> list[str]:
     ahead = sorted((x for x in order if gap[x] > 0), key=lambda x: -gap[x])
     behind = sorted((x for x in order if gap[x] < 0), key=lambda x: gap[x])
     line = (
-        f"Federated vs monolingual prompt-encoder, per language: ahead on {len(ahead)} of "
-        f"{len(order)} languages"
+        f"Federated vs monolingual prompt-encoder (seed 0), per language: ahead on "
+        f"{len(ahead)} of {len(order)} languages"
     )
     if ahead:
         line += " (" + ", ".join(f"{x} {gap[x]:+.1f}" for x in ahead) + ")"
@@ -193,168 +245,287 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def write_results(args, ds, rows: list[dict], stability: dict, low: list[str], wall: float) -> None:
-    dataset = args.dataset
-    sizes = {r_lang: s["train_examples"] for r_lang, s in rows[0]["languages"].items()}
-    upstream = {x: len(ds.split(x, "train")) for x in sizes}  # before the per-client cap
+def _mean_sd(vals: list[float]) -> str:
+    if not vals:
+        return "-"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{100 * statistics.mean(vals):.1f} ± {100 * sd:.1f}"
+
+
+def _recall(r: dict) -> dict[str, float]:
+    """Per-class recall averaged over languages (where the class occurs in test)."""
+    per = [s.get("recall", {}) for s in r["languages"].values()]
+    classes = sorted({c for p in per for c in p})
+    return {c: statistics.mean(p[c] for p in per if p.get(c) is not None) for c in classes}
+
+
+def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
+    main_rows = {row: finished(dataset, seeds[0], row) for row in ROWS}
+    rows = {k: v for k, v in main_rows.items() if v is not None}
+    pending = [k for k, v in main_rows.items() if v is None]
+    stability = {
+        row: [r for s in seeds if (r := finished(dataset, s, row)) is not None]
+        for row in STABILITY_ROWS
+    }
+    pending += [
+        f"{row} seed {s}"
+        for row in STABILITY_ROWS
+        for s in seeds[1:]
+        if not finished(dataset, s, row)
+    ]
+    if not rows:
+        print(f"{dataset}: no finished row yet")
+        return
+    first = next(iter(rows.values()))
+    sizes = {x: s["train_examples"] for x, s in first["languages"].items()}
+    upstream = {x: len(ds.split(x, "train")) for x in sizes}
     others = [x for x in sizes if x not in low]
     order = sorted(sizes, key=lambda x: (upstream[x], sizes[x], x))
+    lrs, choice = chosen_lrs()
     env = environment()
-    command = f"python benchmarks/paper_tables.py {dataset} --seeds {args.seeds}"
-    if args.rows != ",".join(ROWS):
-        command += f" --rows {args.rows}"
-    per_round = {
-        f"{r['paradigm']}:{r['method']}": r["communication"]["bytes_up_per_client_round"]
-        for r in rows
-    }
-    ratio = per_round["federated:prompt-encoder"] / per_round["federated:full"]
+    wall = sum(r["time"]["wall_s"] for r in rows.values()) + sum(
+        r["time"]["wall_s"] for v in stability.values() for r in v[1:]
+    )
     lines = [
-        f"# {dataset}: paradigms compared (offline default model e5-small)",
+        f"# {dataset}: paradigms compared, trained to convergence (offline model e5-small)",
         "",
-        f"Command: `{command}` (run time {wall / 60:.1f} min summed over the rows' runs, "
-        f"torch threads per run: {os.environ.get('FEDLINGUA_THREADS', 'all cores')}; "
-        f"{env['cpu_count']} cores, "
-        f"torch {env['packages']['torch']}, precision {rows[0].get('precision')}).",
+        f"Command: `python benchmarks/paper_tables.py {dataset} --seeds "
+        f"{','.join(map(str, seeds))}` (rows may be run in several sittings or two "
+        "processes; `--report` rewrites this file from the finished rows). Run time "
+        f"{wall / 3600:.1f} h of one core summed over the finished runs (one torch thread "
+        f"per run; {env['cpu_count']} cores, torch {env['packages']['torch']}, precision "
+        f"{first.get('precision')}).",
         "",
-        f"Budget: {BUDGETS[dataset]['note']} Settings: "
-        + ", ".join(f"`{k}={v}`" for k, v in BUDGETS[dataset]["overrides"].items())
-        + f"; seed {args.seeds.split(',')[0]} for the main table; learning rates are each "
-        "method's default; monolingual and centralized rows train for the same rounds x "
-        "local epochs as the federated rows.",
+        f"**Budget:** {BUDGETS[dataset]['note']} Every row trains at most {ROUNDS} rounds "
+        f"of {LOCAL_STEPS} local steps (batch {BATCH}) per client, is scored on dev after "
+        f"every round, stops after {PATIENCE} rounds without a better dev average and is "
+        "scored on test once, at its best dev round (a monolingual model per language, "
+        "each at its own best round).",
+        "",
+        "**Recipe (chosen on dev only, benchmarks/results/recipe_sweep_*.md):** FedAdam "
+        "(server step 10x the clients' learning rate), clients' logit adjustment 0.5; "
+        "learning rates per method from SIB-200 dev: "
+        + ", ".join(f"{m} {lr:g}" for m, lr in lrs.items())
+        + ". Monolingual: plain cross-entropy, optimizer state kept across rounds (the best "
+        "monolingual candidate on SIB-200 dev). Centralized: one model on the pooled data, "
+        "taking the whole federation's local steps each round, plain cross-entropy. "
+        f"The federated prompt-encoder's clients also fine-tune the selected model for "
+        f"{PERSONALIZE} local steps: the *personalized* column, extra compute, never mixed "
+        "into the global model's row.",
         "",
         f"Low-resource group ({LOW_MEANING[dataset]}): {', '.join(low)}; the other "
         f"{len(others)} languages form the other group.",
         "",
-        "## Averages",
+    ]
+    if pending:
+        lines += [f"**Pending (not yet run):** {', '.join(pending)}.", ""]
+    lines += [
+        "## Averages (seed 0)",
         "",
         "| paradigm / method | avg acc | low-res avg | other avg | avg macro-F1 | "
-        "trainable params | MB communicated | upload per client-round (MB) | train time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "personalized avg / low-res | selected round / rounds run | trainable params | "
+        "MB communicated | upload per client-round (MB) | wall (min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
+    for key, r in rows.items():
         comm = r["communication"]
         other = statistics.mean(r["languages"][x]["accuracy"] for x in others)
+        pers = r.get("personalized", {}).get("averages")
+        pcell = f"{_pct(pers['average'])} / {_pct(pers['low_resource_average'])}" if pers else "-"
         lines.append(
-            f"| {r['paradigm']} {r['method']} | {_pct(r['averages']['average'])} | "
+            f"| {key.replace(':', ' ')} | {_pct(r['averages']['average'])} | "
             f"{_pct(r['averages']['low_resource_average'])} | {_pct(other)} | "
-            f"{_pct(r['averages_f1']['average'])} | "
+            f"{_pct(r['averages_f1']['average'])} | {pcell} | "
+            f"{r.get('selected_round')} / {r['rounds_run']} | "
             f"{r['parameters']['trainable']:,} | {comm['bytes_total'] / 1e6:.2f} | "
-            f"{comm['bytes_up_per_client_round'] / 1e6:.3f} | {r['time']['train_s']:.0f} |"
+            f"{comm['bytes_up_per_client_round'] / 1e6:.3f} | {r['time']['wall_s'] / 60:.0f} |"
+        )
+    per_round = {
+        k: r["communication"]["bytes_up_per_client_round"]
+        for k, r in rows.items()
+        if k.startswith("federated")
+    }
+    ratio = None
+    if "federated:prompt-encoder" in per_round and "federated:full" in per_round:
+        ratio = per_round["federated:prompt-encoder"] / per_round["federated:full"]
+        lines += [
+            "",
+            f"Communication: a federated prompt-encoder client uploads "
+            f"{per_round['federated:prompt-encoder'] / 1e6:.3f} MB per round against "
+            f"{per_round['federated:full'] / 1e6:.1f} MB for federated full fine-tuning "
+            f"(word embeddings frozen): ratio {ratio:.4f}, a {100 * (1 - ratio):.2f}% "
+            "reduction per client-round (measured from the serialized payloads).",
+        ]
+    lines += ["", *head_to_head(rows, order)]
+    if any(len(v) > 1 for v in stability.values()):
+        lines += stability_lines(stability, order)
+    lines += [
+        "",
+        "## Evidence: recall per class (mean over languages, seed 0)",
+        "",
+    ]
+    classes = sorted({c for r in rows.values() for c in _recall(r)})
+    lines += [
+        "| paradigm / method | " + " | ".join(classes) + " | languages never predicting a class |",
+        "|---|" + "---:|" * len(classes) + "---:|",
+    ]
+    for key, r in rows.items():
+        rec = _recall(r)
+        never = sum(1 for s in r["languages"].values() if s.get("never_predicted"))
+        lines.append(
+            f"| {key.replace(':', ' ')} | "
+            + " | ".join(f"{100 * rec.get(c, 0):.0f}" for c in classes)
+            + f" | {never} |"
         )
     lines += [
         "",
-        f"Communication: a federated prompt-encoder client uploads "
-        f"{per_round['federated:prompt-encoder'] / 1e6:.3f} MB per round against "
-        f"{per_round['federated:full'] / 1e6:.1f} MB for federated full fine-tuning "
-        f"(word embeddings frozen): ratio {ratio:.4f}, a {100 * (1 - ratio):.2f}% reduction "
-        "(measured from the serialized payloads).",
+        "## Learning curves: dev average accuracy per round (seed 0)",
         "",
-        *head_to_head(rows, order),
+        "| paradigm / method | " + " | ".join(str(i) for i in range(1, ROUNDS + 1)) + " |",
+        "|---|" + "---:|" * ROUNDS,
+    ]
+    for key, r in rows.items():
+        dev = {c["round"]: c.get("dev") for c in r.get("curve", [])}
+        cells = [_pct(dev.get(i)) if dev.get(i) is not None else "" for i in range(1, ROUNDS + 1)]
+        lines.append(f"| {key.replace(':', ' ')} | " + " | ".join(cells) + " |")
+    lines += [
         "",
-        "## Accuracy per language (languages ordered by upstream training-set size)",
+        "## Test accuracy per language (seed 0; languages ordered by upstream training size)",
         "",
         "| paradigm / method | " + " | ".join(order) + " |",
         "|---|" + "---:|" * len(order),
     ]
-    for r in rows:
+    for key, r in rows.items():
         cells = [_pct(r["languages"][x]["accuracy"]) for x in order]
-        lines.append(f"| {r['paradigm']} {r['method']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key.replace(':', ' ')} | " + " | ".join(cells) + " |")
     lines.append("| train examples used | " + " | ".join(str(sizes[x]) for x in order) + " |")
     lines.append("| upstream train size | " + " | ".join(str(upstream[x]) for x in order) + " |")
-    if any(len(v) > 1 for v in stability.values()):
-        lines += [
-            "",
-            f"## Stability over seeds {args.seeds}: mean ± std accuracy",
-            "",
-            "| language | monolingual prompt-encoder | federated prompt-encoder |",
-            "|---|---:|---:|",
-        ]
-        summary = {"average": "average", "low-resource average": "low_resource_average"}
-        for x in order + list(summary):
-            cells = []
-            for key in STABILITY_ROWS:
-                vals = [
-                    (r["averages"][summary[x]] if x in summary else r["languages"][x]["accuracy"])
-                    for r in stability[key]
-                ]
-                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-                cells.append(f"{100 * statistics.mean(vals):.1f} ± {100 * sd:.1f}")
-            lines.append(f"| {x} | " + " | ".join(cells) + " |")
-        spread = {
-            key: statistics.mean(
-                statistics.stdev([r["languages"][x]["accuracy"] for r in stability[key]])
-                for x in order
-            )
-            for key in STABILITY_ROWS
-        }
-        lines += [
-            "",
-            "Mean over languages of the per-language standard deviation across seeds: "
-            + ", ".join(f"{k.replace(':', ' ')} {100 * v:.1f} points" for k, v in spread.items())
-            + ".",
-        ]
     RESULTS.mkdir(exist_ok=True)
     plot(dataset, rows, order)
-    lines += ["", f"![per-language accuracy and accuracy vs communication]({dataset}.png)", ""]
-    (RESULTS / f"{dataset}.md").write_text("\n".join(lines) + "\n")
-    slim = [
-        {
-            k: r[k]
-            for k in (
-                "paradigm",
-                "method",
-                "seed",
-                "languages",
-                "averages",
-                "averages_f1",
-                "parameters",
-                "communication",
-                "time",
-            )
-        }
-        for r in rows
-    ]
+    lines += ["", f"![per-language accuracy, accuracy vs communication, curves]({dataset}.png)", ""]
+    write_text(RESULTS / f"{dataset}.md", "\n".join(lines) + "\n")
+    keep = (
+        "paradigm",
+        "method",
+        "seed",
+        "languages",
+        "averages",
+        "averages_f1",
+        "parameters",
+        "communication",
+        "time",
+        "selected_round",
+        "rounds_run",
+        "curve",
+    )
+    slim = [{k: r.get(k) for k in keep} | _personal(r) for r in rows.values()]
     stab = {
         k: [
             {
                 "seed": r["seed"],
                 "languages": {x: s["accuracy"] for x, s in r["languages"].items()},
                 "average": r["averages"]["average"],
+                "low_resource_average": r["averages"]["low_resource_average"],
             }
+            | _personal(r)
             for r in v
         ]
         for k, v in stability.items()
     }
-    (RESULTS / f"{dataset}.json").write_text(
-        json.dumps(
-            {
-                "command": command,
-                "budget": BUDGETS[dataset],
-                "low_resource": low,
-                "rows": slim,
-                "stability": stab,
-                "communication_ratio_prompt_vs_full": ratio,
-                "wall_s": wall,
-                "environment": env,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_json(
+        RESULTS / f"{dataset}.json",
+        {
+            "command": f"python benchmarks/paper_tables.py {dataset}",
+            "recipe": RECIPE,
+            "row_overrides": row_overrides(dataset, len(sizes), lrs),
+            "learning_rates": choice,
+            "budget": BUDGETS[dataset],
+            "low_resource": low,
+            "pending": pending,
+            "rows": slim,
+            "stability": stab,
+            "communication_ratio_prompt_vs_full": ratio,
+            "wall_s": wall,
+            "environment": env,
+        },
     )
     print("\n".join(lines))
 
 
-def plot(dataset: str, rows: list[dict], order: list[str]) -> None:
+def _personal(r: dict) -> dict:
+    p = r.get("personalized")
+    return {"personalized": p["averages"]} if p else {}
+
+
+def stability_lines(stability: dict[str, list[dict]], order: list[str]) -> list[str]:
+    seeds = sorted({r["seed"] for v in stability.values() for r in v})
+    lines = [
+        "",
+        f"## Stability over seeds {', '.join(map(str, seeds))}: mean ± std test accuracy",
+        "",
+        "| language | monolingual prompt-encoder | federated prompt-encoder | "
+        "federated, personalized |",
+        "|---|---:|---:|---:|",
+    ]
+    mono, fed = (stability[k] for k in STABILITY_ROWS)
+    for key, label in (("average", "**average**"), ("low_resource_average", "**low-resource**")):
+        pers = [r["personalized"]["averages"][key] for r in fed if r.get("personalized")]
+        lines.append(
+            f"| {label} | {_mean_sd([r['averages'][key] for r in mono])} | "
+            f"{_mean_sd([r['averages'][key] for r in fed])} | {_mean_sd(pers)} |"
+        )
+    for x in order:
+        pers = [r["personalized"]["languages"][x]["accuracy"] for r in fed if r.get("personalized")]
+        lines.append(
+            f"| {x} | {_mean_sd([r['languages'][x]['accuracy'] for r in mono])} | "
+            f"{_mean_sd([r['languages'][x]['accuracy'] for r in fed])} | {_mean_sd(pers)} |"
+        )
+    spread = {
+        k: statistics.mean(
+            statistics.stdev([r["languages"][x]["accuracy"] for r in v]) for x in order
+        )
+        for k, v in stability.items()
+        if len(v) > 1
+    }
+    n = {k: len(v) for k, v in stability.items()}
+    lines += [
+        "",
+        "Mean over languages of the per-language standard deviation across seeds: "
+        + ", ".join(
+            f"{k.replace(':', ' ')} {100 * v:.1f} points ({n[k]} seeds)" for k, v in spread.items()
+        )
+        + ".",
+    ]
+    if n[STABILITY_ROWS[0]] == n[STABILITY_ROWS[1]] > 1:
+        by_seed = {r["seed"]: r for r in mono}
+        diffs = [
+            (r["seed"], 100 * (r["averages"][k] - by_seed[r["seed"]]["averages"][k]))
+            for r in fed
+            if r["seed"] in by_seed
+            for k in ("average",)
+        ]
+        lines.append(
+            "Federated minus monolingual average, per seed: "
+            + ", ".join(f"seed {s} {d:+.1f}" for s, d in diffs)
+            + "."
+        )
+    return lines
+
+
+def plot(dataset: str, rows: dict[str, dict], order: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(
-        1, 2, figsize=(max(10, 0.45 * len(order) + 6), 4.5), gridspec_kw={"width_ratios": [3, 1]}
+    fig, (ax1, ax2, ax3) = plt.subplots(
+        1,
+        3,
+        figsize=(max(12, 0.45 * len(order) + 10), 4.5),
+        gridspec_kw={"width_ratios": [3, 1, 1.3]},
     )
-    for r in rows:
-        label = f"{r['paradigm']} {r['method']}"
+    for key, r in rows.items():
+        label = key.replace(":", " ")
         ax1.plot(
             order, [100 * r["languages"][x]["accuracy"] for x in order], marker="o", label=label
         )
@@ -362,14 +533,20 @@ def plot(dataset: str, rows: list[dict], order: list[str]) -> None:
         acc = 100 * r["averages"]["average"]
         ax2.scatter([mb], [acc], label=label)
         ax2.annotate(label, (mb, acc), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        curve = [(c["round"], 100 * c["dev"]) for c in r.get("curve", []) if c.get("dev")]
+        if curve:
+            ax3.plot(*zip(*curve, strict=True), marker=".", label=label)
     ax1.set_ylabel("test accuracy (%)")
     ax1.set_title(f"{dataset}: per language (ordered by training size)")
     ax1.tick_params(axis="x", rotation=60)
     ax1.legend(fontsize=7)
     ax2.set_xscale("log")
     ax2.set_xlabel("MB communicated (log; local rows at 0.001)")
-    ax2.set_ylabel("average accuracy (%)")
+    ax2.set_ylabel("average test accuracy (%)")
     ax2.set_title("accuracy vs communication")
+    ax3.set_xlabel("round")
+    ax3.set_ylabel("dev average accuracy (%)")
+    ax3.set_title("learning curves (dev)")
     fig.tight_layout()
     fig.savefig(RESULTS / f"{dataset}.png", dpi=110)
     plt.close(fig)

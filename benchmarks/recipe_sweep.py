@@ -139,6 +139,47 @@ CANDIDATES: dict[str, dict] = {
     "mono-adamw-3e-3": {"paradigm": "monolingual", "train.lr": 3e-3},
 }
 
+# The learning rate of the other PEFT methods and of full fine-tuning, on the chosen
+# recipe (FedAdam, its step 10x the clients' learning rate; logit adjustment 0.5): the
+# method's default and one alternative each. `benchmarks/paper_tables.py` takes each
+# method's best on SIB-200 dev. method -> {learning rate: candidate name}
+METHOD_LRS = {
+    "lora": (1e-3, 3e-3),
+    "full": (5e-5, 2e-4),
+    "soft-prompt": (3e-2, 1e-1),
+}
+RECIPE = {"federation.strategy": "fedadam", "train.logit_adjustment": 0.5}
+for _lr_index in range(2):  # every method's default first, then the alternatives
+    for _method, _lrs in METHOD_LRS.items():
+        CANDIDATES[f"{_method}-fedadam-la0.5-lr{_lrs[_lr_index]:g}"] = RECIPE | {
+            "method.name": _method,
+            "train.lr": _lrs[_lr_index],
+        }
+
+
+def method_choice(rows: dict[str, dict]) -> dict[str, dict]:
+    """Per method, its best candidate on dev: method -> {candidate, lr, dev_average}.
+    The prompt encoder's is the default recipe (`fedadam-adamw-la0.5`, lr 1e-2, measured
+    with or without personalization: the same global model)."""
+    default = {"fedadam-adamw-la0.5": 1e-2, "fedadam-adamw-la0.5-pers8": 1e-2}
+    pools = {"prompt-encoder": default} | {
+        m: {f"{m}-fedadam-la0.5-lr{lr:g}": lr for lr in lrs} for m, lrs in METHOD_LRS.items()
+    }
+    choice = {}
+    for method, pool in pools.items():
+        measured = {n: lr for n, lr in pool.items() if n in rows}
+        if not measured:
+            continue
+        best = max(measured, key=lambda n: rows[n]["dev_average"])
+        choice[method] = {
+            "candidate": best,
+            "lr": measured[best],
+            "dev_average": rows[best]["dev_average"],
+            "measured": {n: rows[n]["dev_average"] for n in measured},
+        }
+    return choice
+
+
 COMMON = {
     "model.name": "e5-small",
     "train.lr": 1e-2,  # the prompt encoder's default; candidates may override
@@ -228,7 +269,7 @@ def _personalized_dev(results: dict) -> float | None:
 def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
     low = DATASETS[dataset]["overrides"]["data.low_resource"]
     ranked = sorted(rows.items(), key=lambda kv: -kv[1]["dev_average"])
-    federated = [(n, r) for n, r in ranked if not n.startswith(("mono", "cent"))]
+    federated = [(n, r) for n, r in ranked if not n.startswith(("mono", "cent", *METHOD_LRS))]
     mono = [(n, r) for n, r in ranked if n.startswith("mono")]
     classes = sorted({c for r in rows.values() for c in r["recall_per_class"]})
     head = [
@@ -273,6 +314,16 @@ def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
             f"{100 * (fr['dev_average'] - mr['dev_average']):+.1f} points on average.",
         ]
     choice = _default_choice({dataset: rows})
+    methods = method_choice(rows)
+    if len(methods) > 1:
+        choice += [
+            "",
+            "Learning rate per method (the best on this dev; the paper tables use it):",
+            "",
+        ]
+        for m, c in methods.items():
+            tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in c["measured"].items())
+            choice.append(f"- {m}: **lr {c['lr']:g}** ({tried})")
     write_text(RESULTS / f"recipe_sweep_{dataset}.md", "\n".join(head + verdict + choice) + "\n")
     write_json(
         RESULTS / f"recipe_sweep_{dataset}.json",
@@ -340,7 +391,7 @@ def _default_choice(fresh: dict[str, dict]) -> list[str]:
     margins = {
         n: {d: dev[d][n] - best_mono[d] for d in CHOOSING}
         for n in sorted(names)
-        if not n.startswith(("mono", "cent"))
+        if not n.startswith(("mono", "cent", *METHOD_LRS))
     }
     if not margins:
         return []

@@ -180,8 +180,9 @@ class FederationConfig:
     )
     proximal_mu: Float = _help("FedProx mu", 0.01)
     server_lr: Float | None = _help(
-        "server step of fedavgm / fedadam / fedyogi / scaffold (default: the strategy's own, "
-        "see fedlingua.federation.strategies.SERVER_LR)",
+        "server step of fedavgm / fedadam / fedyogi / scaffold (default: fedavgm, scaffold 1.0; "
+        "fedadam 10x and fedyogi 1x the clients' learning rate, see "
+        "fedlingua.federation.strategies)",
         None,
     )
     server_momentum: Float = _help("FedAvgM server momentum", 0.9)

@@ -175,11 +175,15 @@ def test_scaffold_with_kept_client_state_resumes_bit_exactly(tmp_path, tiny_back
 def test_server_optimizers_run_with_their_default_steps_and_resume(
     strategy, tmp_path, tiny_backbone, tiny_config
 ):
-    from fedlingua.federation.strategies import SERVER_LR, make_strategy
+    from fedlingua.federation.strategies import make_strategy
 
     cfg = tiny_config(tmp_path, name=strategy, federation__strategy=strategy)
-    built = make_strategy(cfg.federation, 3)
-    step = getattr(built, "eta", getattr(built, "server_learning_rate", None))
-    assert step == SERVER_LR[strategy]
+    # momentum's step multiplies the average update; the adaptive ones scale with the
+    # clients' learning rate (at the prompt encoder's 1e-2: Flower's own 0.1 and 0.01)
+    expected = {"fedavgm": (1.0, 1.0), "fedadam": (0.1, 5e-4), "fedyogi": (0.01, 5e-5)}
+    for client_lr, want in zip((1e-2, 5e-5), expected[strategy], strict=True):
+        built = make_strategy(cfg.federation, 3, client_lr=client_lr)
+        step = getattr(built, "eta", getattr(built, "server_learning_rate", None))
+        assert step == pytest.approx(want)
     results = run(cfg, backbone=tiny_backbone, **QUIET)
     assert results["strategy"] == strategy and results["rounds_run"] == 2

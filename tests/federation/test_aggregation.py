@@ -26,7 +26,7 @@ def _federation(handlers, strategy="fedavg", **fed_kw) -> Federation:
     cfg = FederationConfig(strategy=strategy, **fed_kw)
     return Federation(
         "global",
-        make_strategy(cfg, len(handlers)),
+        make_strategy(cfg, len(handlers), client_lr=1e-2),
         InProcessGrid(handlers),
         {k: v.clone() for k, v in INIT.items()},
         lambda rnd: ConfigRecord({"lr": 0.1}),

@@ -53,7 +53,7 @@ def _faulty(value: float, spec: str):
 def _federation(handlers, grid=None, strategy="fedavg", **kw) -> Federation:
     return Federation(
         "global",
-        make_strategy(FederationConfig(strategy=strategy), len(handlers)),
+        make_strategy(FederationConfig(strategy=strategy), len(handlers), client_lr=1e-2),
         grid or InProcessGrid(handlers),
         {k: v.clone() for k, v in INIT.items()},
         lambda rnd: ConfigRecord({"lr": 0.1}),

@@ -80,7 +80,7 @@ def _federated(strategy: str, rounds: int, cfg: RunConfig) -> dict[str, torch.Te
     config = train_config(cfg, lr=0.5)
     fed = Federation(
         "global",
-        make_strategy(FederationConfig(strategy=strategy), len(sites)),
+        make_strategy(FederationConfig(strategy=strategy), len(sites), client_lr=1e-2),
         grid,
         bench.get_state(),
         lambda rnd: ConfigRecord(dict(config)),
@@ -135,7 +135,7 @@ def test_kept_optimizer_state_changes_the_second_round_and_lives_in_the_context(
     config = train_config(_cfg(optimizer="adamw", keep_optimizer_state=True), lr=0.05)
     fed = Federation(
         "global",
-        make_strategy(FederationConfig(), 1),
+        make_strategy(FederationConfig(), 1, client_lr=1e-2),
         grid,
         bench.get_state(),
         lambda rnd: ConfigRecord(dict(config)),

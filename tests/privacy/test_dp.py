@@ -100,7 +100,11 @@ def test_central_fixed_clips_weighs_clients_equally_and_adds_calibrated_noise(cl
     fed = Federation(
         "global",
         make_strategy(
-            FederationConfig(strategy="fedavg"), 2, equal_weights=True, wrap=DPPlan(privacy, z).wrap
+            FederationConfig(strategy="fedavg"),
+            2,
+            client_lr=0.1,
+            equal_weights=True,
+            wrap=DPPlan(privacy, z).wrap,
         ),
         InProcessGrid(handlers, mods=mods),
         {"w": torch.zeros(D)},
@@ -131,6 +135,7 @@ def test_noise_is_seeded_per_round_and_the_same_on_every_run():
             make_strategy(
                 FederationConfig(strategy="fedavg"),
                 1,
+                client_lr=0.1,
                 equal_weights=True,
                 wrap=DPPlan(privacy, 1.0).wrap,
             ),

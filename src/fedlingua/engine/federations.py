@@ -56,7 +56,8 @@ def build_federations(
     # server optimizer, sampling, faults or dropout
     local = FederationConfig(rounds=cfg.federation.rounds, strategy="fedavg")
     fed_cfg = local if topo.local else cfg.federation
-    base_config = train_config(cfg, cfg.train.lr or exp.bench.method.default_lr)
+    client_lr = cfg.train.lr or exp.bench.method.default_lr
+    base_config = train_config(cfg, client_lr)
     if topo.local:
         base_config["client-dropout"] = 0.0
     feds = {}
@@ -66,7 +67,9 @@ def build_federations(
             names = {i + 1: s.client_id for i, s in enumerate(sites)}
         else:  # Flower's grid (the ServerApp): its SuperNodes play the clients
             fed_grid, names = grid, dict(node_names or {})
-        feds[name] = _federation(exp, name, len(sites), fed_grid, names, fed_cfg, base_config)
+        feds[name] = _federation(
+            exp, name, len(sites), fed_grid, names, fed_cfg, base_config, client_lr
+        )
     return feds
 
 
@@ -78,6 +81,7 @@ def _federation(
     names: dict[int, str],
     fed_cfg: FederationConfig,
     base_config: ConfigRecord,
+    client_lr: float,
 ) -> Federation:
     cfg = exp.cfg
     init = {k: v.clone() for k, v in exp.bench.get_state().items()}
@@ -100,7 +104,13 @@ def _federation(
     plan = DPPlan.of(cfg)
     return Federation(
         name,
-        make_strategy(fed_cfg, num_nodes, equal_weights=plan.equal_weights, wrap=plan.wrap),
+        make_strategy(
+            fed_cfg,
+            num_nodes,
+            client_lr=client_lr,
+            equal_weights=plan.equal_weights,
+            wrap=plan.wrap,
+        ),
         grid,
         init,
         config,

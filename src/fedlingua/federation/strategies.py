@@ -9,8 +9,13 @@ they step from) is saved with each checkpoint so a resumed run continues exactly
 
 Server steps (`federation.server_lr`) default per strategy (`SERVER_LR`): FedAvgM 1.0
 with momentum 0.9 (Hsu et al. 2019; Flower's FedAvgM: step 1.0, momentum 0.0, which is
-plain FedAvg), FedAdam 0.1 and FedYogi 0.01 (Flower's FedAdam / FedYogi defaults, within
-the range Reddi et al. 2021 tune over), SCAFFOLD 1.0 (Karimireddy et al. 2020).
+plain FedAvg), SCAFFOLD 1.0 (Karimireddy et al. 2020): both multiply the average update,
+so they hold for any parameter scale. FedAdam and FedYogi normalize the update: their
+step moves every coordinate by about eta per round whatever its scale, so their default
+is a multiple of the clients' learning rate (`ADAPTIVE_SERVER_LR`): FedAdam 10x and
+FedYogi 1x, which at the prompt encoder's 1e-2 are Flower's own defaults 0.1 and 0.01
+(the step the dev sweep chose); full fine-tuning at 5e-5 gets 5e-4, not a step that
+would wipe out the pretrained weights in a round.
 
 What privacy decides arrives as plain arguments of `make_strategy`: `equal_weights`
 (client-level DP: FedAvg/FedProx weigh every client the same) and `wrap` (a strategy
@@ -44,12 +49,17 @@ from fedlingua.runtime import flower_log_level
 UNIT_WEIGHT_KEY = "dp-unit-weight"
 Wrap = Callable[[Strategy, int], Strategy]
 
-SERVER_LR = {"fedavgm": 1.0, "fedadam": 0.1, "fedyogi": 0.01, "scaffold": 1.0}
+SERVER_LR = {"fedavgm": 1.0, "scaffold": 1.0}
+ADAPTIVE_SERVER_LR = {"fedadam": 10.0, "fedyogi": 1.0}  # x the clients' learning rate
 
 
-def server_lr(cfg: FederationConfig) -> float:
-    """The configured server step, or the strategy's default."""
-    return cfg.server_lr if cfg.server_lr is not None else SERVER_LR[cfg.strategy]
+def server_lr(cfg: FederationConfig, client_lr: float) -> float:
+    """The configured server step, or the strategy's default for clients at `client_lr`."""
+    if cfg.server_lr is not None:
+        return cfg.server_lr
+    if cfg.strategy in ADAPTIVE_SERVER_LR:
+        return ADAPTIVE_SERVER_LR[cfg.strategy] * client_lr
+    return SERVER_LR[cfg.strategy]
 
 
 class Scaffold(FedAvg):
@@ -113,18 +123,18 @@ def _pop_record(reply: Message, key: str) -> ArrayRecord | None:
 
 
 # name -> (Flower strategy class, its own arguments from the federation config)
-_BUILDERS: dict[str, Callable[[FederationConfig], tuple[type[Strategy], dict]]] = {
-    "fedavg": lambda cfg: (FedAvg, {}),
-    "fedprox": lambda cfg: (FedProx, {"proximal_mu": cfg.proximal_mu}),
-    "fedavgm": lambda cfg: (
+_BUILDERS: dict[str, Callable[[FederationConfig, float], tuple[type[Strategy], dict]]] = {
+    "fedavg": lambda cfg, lr: (FedAvg, {}),
+    "fedprox": lambda cfg, lr: (FedProx, {"proximal_mu": cfg.proximal_mu}),
+    "fedavgm": lambda cfg, lr: (
         FedAvgM,
-        {"server_learning_rate": server_lr(cfg), "server_momentum": cfg.server_momentum},
+        {"server_learning_rate": server_lr(cfg, lr), "server_momentum": cfg.server_momentum},
     ),
-    "fedadam": lambda cfg: (FedAdam, {"eta": server_lr(cfg)}),
-    "fedyogi": lambda cfg: (FedYogi, {"eta": server_lr(cfg)}),
-    "scaffold": lambda cfg: (Scaffold, {"server_lr": server_lr(cfg)}),
-    "fedmedian": lambda cfg: (FedMedian, {}),
-    "fedtrimmedavg": lambda cfg: (FedTrimmedAvg, {"beta": cfg.trim_beta}),
+    "fedadam": lambda cfg, lr: (FedAdam, {"eta": server_lr(cfg, lr)}),
+    "fedyogi": lambda cfg, lr: (FedYogi, {"eta": server_lr(cfg, lr)}),
+    "scaffold": lambda cfg, lr: (Scaffold, {"server_lr": server_lr(cfg, lr)}),
+    "fedmedian": lambda cfg, lr: (FedMedian, {}),
+    "fedtrimmedavg": lambda cfg, lr: (FedTrimmedAvg, {"beta": cfg.trim_beta}),
 }
 STRATEGIES = tuple(_BUILDERS)
 EQUAL_WEIGHT_STRATEGIES = ("fedavg", "fedprox")  # the averages that can weigh clients equally
@@ -151,10 +161,12 @@ def make_strategy(
     cfg: FederationConfig,
     num_nodes: int,
     *,
+    client_lr: float,
     equal_weights: bool = False,
     wrap: Wrap | None = None,
 ) -> Strategy:
-    """The configured Flower strategy, sampling `fraction` of `num_nodes` (at least one).
+    """The configured Flower strategy, sampling `fraction` of `num_nodes` (at least one);
+    `client_lr`, the clients' learning rate, sets FedAdam's and FedYogi's default step.
 
     With `equal_weights` every client's reply weighs the same (fedavg, fedprox only);
     `wrap(strategy, num_sampled)`, if given, wraps the result (a DP wrapper).
@@ -163,7 +175,7 @@ def make_strategy(
         raise ValueError(f"unknown strategy {cfg.strategy!r}")
     if equal_weights and cfg.strategy not in EQUAL_WEIGHT_STRATEGIES:
         raise ValueError(f"differential privacy needs fedavg or fedprox, not {cfg.strategy!r}")
-    cls, own = _BUILDERS[cfg.strategy](cfg)
+    cls, own = _BUILDERS[cfg.strategy](cfg, client_lr)
     sample = max(1, int(num_nodes * cfg.fraction))
     common = dict(
         fraction_train=cfg.fraction,
