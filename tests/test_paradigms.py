@@ -139,16 +139,20 @@ def test_monolingual_and_centralized_use_the_same_initial_state(
     }
 
 
+@pytest.mark.parametrize("select_on_dev", [False, True])
 def test_monolingual_matrix_scores_every_model_on_every_language(
-    tmp_path, tiny_backbone, tiny_config
+    tmp_path, tiny_backbone, tiny_config, select_on_dev
 ):
-    cfg = tiny_config(tmp_path, paradigm="monolingual", federation__rounds=1)
+    cfg = tiny_config(tmp_path, paradigm="monolingual", federation__rounds=3, train__lr=3e-2)
     cfg.evaluation.matrix = True
+    cfg.evaluation.select_on_dev = select_on_dev
     results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    if select_on_dev:  # some model is reported at an earlier round than its last
+        assert min(results["selected_round"].values()) < results["rounds_run"]
     matrix = results["matrix"]
     assert set(matrix) == {"fr", "sw", "lg"}
     assert all(set(row) == {"fr", "sw", "lg"} for row in matrix.values())
-    # the diagonal is the language's own score
+    # the diagonal is the language's own score: the matrix scores the reported models
     for lang in matrix:
         assert matrix[lang][lang] == pytest.approx(results["languages"][lang]["accuracy"])
 
