@@ -4,7 +4,8 @@ Accuracy, macro-F1, per-class recall and the confusion matrix per language (a
 model that never predicts some class shows there, whatever its accuracy);
 averages over all evaluated languages,
 over a low-resource group, over languages that had a client and over languages
-that had none (zero-shot transfer).
+that had none (zero-shot transfer); and, for a language no model serves, the model
+chosen on dev among several (e.g. monolingual models of other languages).
 """
 
 from __future__ import annotations
@@ -72,3 +73,38 @@ def averages(
         "low_resource_average": group(low_resource),
         "zero_shot_average": group(zero_shot),
     }
+
+
+def pick_on_dev(
+    dev: Mapping[str, Mapping[str, float]], test: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict]:
+    """Per language (column), the model (row) chosen by its dev accuracy there, and its
+    test accuracy: the honest figure for "the best of several models" (a choice on test
+    would report the luckiest model on the very sentences it is scored on).
+
+    `dev`, `test`: model -> language -> accuracy (transfer matrices, e.g.
+    `Experiment.matrix`). Models tied on dev share the choice: `test` is then their mean
+    test accuracy (the expectation of picking one of them at random), and `models` lists
+    them. Also per language, for reference: `mean_test`, the mean over all models (the
+    average transfer), and `oracle_test` / `oracle_model`, the best model on test itself
+    (an optimistic bound, never a result).
+    """
+    models = sorted(dev)
+    missing = sorted(m for m in models if m not in test)
+    if not models or missing:
+        raise ValueError(f"pick_on_dev needs every model's dev and test scores; no test: {missing}")
+    out = {}
+    for lang in dev[models[0]]:
+        best = max(dev[m][lang] for m in models)
+        tied = [m for m in models if dev[m][lang] == best]
+        tests = {m: test[m][lang] for m in models}
+        oracle = max(models, key=tests.__getitem__)
+        out[lang] = {
+            "models": tied,
+            "dev": best,
+            "test": float(np.mean([tests[m] for m in tied])),
+            "mean_test": float(np.mean(list(tests.values()))),
+            "oracle_test": tests[oracle],
+            "oracle_model": oracle,
+        }
+    return out
