@@ -30,6 +30,15 @@ def test_models_tied_on_dev_share_the_pick():
     assert pick["oracle_test"] == 0.6
 
 
-def test_a_model_without_test_scores_is_refused():
-    with pytest.raises(ValueError, match="sw"):
+def test_only_the_picked_models_need_test_scores():
+    assert pick_on_dev(DEV) == {
+        "xx": {"models": ["fr"], "dev": 0.9},
+        "yy": {"models": ["fr", "sw"], "dev": 0.4},
+    }
+    partial = {"fr": {"xx": 0.3, "yy": 0.6}, "sw": {"yy": 0.2}}
+    pick = pick_on_dev(DEV, partial)
+    assert pick["xx"]["test"] == 0.3
+    assert "mean_test" not in pick["xx"]  # references need every model's test score
+    assert pick["yy"]["mean_test"] == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="sw"):  # a picked model without its test score
         pick_on_dev(DEV, {"fr": TEST["fr"]})
