@@ -443,7 +443,7 @@ def _held_back_table(clients: list[str], unseen: list[str], new_script: list[str
         "alphabetically, every third language from the first, a third of the group):",
         "",
         "| held back | resource | script | clients writing it | family (branch) | "
-        "clients of that family (branch) |",
+        "clients of that family (those of the same branch) |",
         "|---|---|---|---|---|---|",
     ]
     for x in unseen:
