@@ -139,18 +139,45 @@ def test_monolingual_and_centralized_use_the_same_initial_state(
     }
 
 
+@pytest.mark.parametrize("select_on_dev", [False, True])
 def test_monolingual_matrix_scores_every_model_on_every_language(
-    tmp_path, tiny_backbone, tiny_config
+    tmp_path, tiny_backbone, tiny_config, select_on_dev
 ):
-    cfg = tiny_config(tmp_path, paradigm="monolingual", federation__rounds=1)
+    cfg = tiny_config(tmp_path, paradigm="monolingual", federation__rounds=3, train__lr=3e-2)
     cfg.evaluation.matrix = True
+    cfg.evaluation.select_on_dev = select_on_dev
     results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    if select_on_dev:  # some model is reported at an earlier round than its last
+        assert min(results["selected_round"].values()) < results["rounds_run"]
     matrix = results["matrix"]
     assert set(matrix) == {"fr", "sw", "lg"}
     assert all(set(row) == {"fr", "sw", "lg"} for row in matrix.values())
-    # the diagonal is the language's own score
+    # the diagonal is the language's own score: the matrix scores the reported models
     for lang in matrix:
         assert matrix[lang][lang] == pytest.approx(results["languages"][lang]["accuracy"])
+
+
+def test_transfer_matrix_scores_monolingual_models_on_languages_no_model_serves(
+    tmp_path, tiny_backbone, tiny_config
+):
+    cfg = tiny_config(tmp_path, paradigm="monolingual", federation__rounds=3, train__lr=3e-2)
+    cfg.data.languages, cfg.data.zero_shot_languages = ["fr", "sw"], ["lg"]
+    cfg.evaluation.select_on_dev = True
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    assert set(results["languages"]) == {"fr", "sw"}  # no model serves lg: not scored
+    exp = build(cfg, backbone=tiny_backbone)
+    best = load_final_states(results["run_dir"], "best")
+    dev = exp.matrix(best, "dev", ["lg", "fr"])
+    test = exp.matrix(best, "test", ["fr", "sw"])
+    assert set(dev) == {"fr", "sw"} and all(set(row) == {"lg", "fr"} for row in dev.values())
+    # each model at its best dev round: the dev score that selected it, the test score reported
+    records = [json.loads(x) for x in Path(results["run_dir"], "metrics.jsonl").open()]
+    for lang in ("fr", "sw"):
+        selected = records[results["selected_round"][lang] - 1]["dev"][lang]["accuracy"]
+        assert exp.matrix(best, "dev", [lang])[lang][lang] == pytest.approx(selected)
+        assert test[lang][lang] == pytest.approx(results["languages"][lang]["accuracy"])
+    with pytest.raises(ValueError, match="not evaluated"):
+        exp.matrix(best, "dev", ["de"])
 
 
 def test_zero_shot_and_low_resource_groups_are_averaged(tmp_path, tiny_backbone, tiny_config):

@@ -4,7 +4,8 @@ Accuracy, macro-F1, per-class recall and the confusion matrix per language (a
 model that never predicts some class shows there, whatever its accuracy);
 averages over all evaluated languages,
 over a low-resource group, over languages that had a client and over languages
-that had none (zero-shot transfer).
+that had none (zero-shot transfer); and, for a language no model serves, the model
+chosen on dev among several (e.g. monolingual models of other languages).
 """
 
 from __future__ import annotations
@@ -72,3 +73,42 @@ def averages(
         "low_resource_average": group(low_resource),
         "zero_shot_average": group(zero_shot),
     }
+
+
+def pick_on_dev(
+    dev: Mapping[str, Mapping[str, float]],
+    test: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, dict]:
+    """Per language (column), the model (row) chosen by its dev accuracy there, and its
+    test accuracy: the honest figure for "the best of several models" (a choice on test
+    would report the luckiest model on the very sentences it is scored on).
+
+    `dev`, `test`: model -> language -> accuracy (transfer matrices, e.g.
+    `Experiment.matrix`); `test` needs only the chosen models' scores (without `test`, the
+    choice alone). Models tied on dev share the choice: `test` is then their mean test
+    accuracy (the expectation of picking one of them at random), and `models` lists them.
+    Where `test` holds every model's score, also for reference: `mean_test`, the mean over
+    the models (the average transfer), and `oracle_test` / `oracle_model`, the best model
+    on test itself (an optimistic bound, never a result).
+    """
+    models = sorted(dev)
+    out = {}
+    for lang in dev[models[0]] if models else ():
+        best = max(dev[m][lang] for m in models)
+        tied = [m for m in models if dev[m][lang] == best]
+        out[lang] = {"models": tied, "dev": best}
+        if test is None:
+            continue
+        tests = {m: test[m][lang] for m in models if lang in test.get(m, {})}
+        missing = [m for m in tied if m not in tests]
+        if missing:
+            raise ValueError(f"pick_on_dev: no test score of {missing} on {lang}")
+        out[lang]["test"] = float(np.mean([tests[m] for m in tied]))
+        if len(tests) == len(models):
+            oracle = max(models, key=tests.__getitem__)
+            out[lang] |= {
+                "mean_test": float(np.mean(list(tests.values()))),
+                "oracle_test": tests[oracle],
+                "oracle_model": oracle,
+            }
+    return out

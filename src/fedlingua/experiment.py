@@ -88,15 +88,24 @@ class Experiment:
         ]
         return torch.log(label_prior(labels, self.num_labels)) if labels else None
 
-    def matrix(self, states: dict[str, State]) -> dict[str, dict[str, float]]:
-        """Test accuracy of every model on every evaluated language (rows: models)."""
+    def matrix(
+        self, states: dict[str, State], split: str = "test", languages: list[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Accuracy of every model on every evaluated language (rows: models), on `split`;
+        `languages`: only these of the evaluated languages. A transfer matrix: a model
+        scored on languages it does not serve (monolingual models on each other's, or on
+        zero-shot languages)."""
+        data = self.test if split == "test" else self.dev
+        langs = self.eval_languages if languages is None else languages
+        unknown = sorted(set(langs) - set(self.eval_languages))
+        if unknown:
+            raise ValueError(f"languages {unknown} are not evaluated by this experiment")
         out: dict[str, dict[str, float]] = {}
         for model, state in states.items():
             out[model] = {}
-            for lang in self.eval_languages:
-                data = self.test[lang]
-                preds = predict(self.bench, state, data, self.cfg.train.eval_batch_size)
-                out[model][lang] = scores(preds, data.labels)["accuracy"]
+            for lang in langs:
+                preds = predict(self.bench, state, data[lang], self.cfg.train.eval_batch_size)
+                out[model][lang] = scores(preds, data[lang].labels)["accuracy"]
         return out
 
 

@@ -229,7 +229,7 @@ def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, wal
         rundir.save_states("best.safetensors", {n: s for n, (_, _, s) in progress.best.items()})
     ev = exp.cfg.evaluation
     if ev.matrix and exp.topology.per_language:
-        results["matrix"] = exp.matrix(finals)
+        results["matrix"] = exp.matrix(reported)  # the models the table reports
     if ev.language_prior:
         results["prior_adjusted"] = scored(exp, exp.evaluate(reported, language_prior=True))
     if ev.personalize > 0:
