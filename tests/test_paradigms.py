@@ -260,6 +260,32 @@ def test_compare_rows_and_per_row_overrides_come_from_the_config(
         compare(cfg, log=lambda line: None)
 
 
+def test_compare_reads_back_a_row_run_alongside_other_rows_when_run_alone(
+    tmp_path, tiny_backbone, tiny_config
+):
+    """A row's stored config lists the overrides of the rows compared with it; comparing
+    fewer rows (their overrides then left out) reads it back, a changed setting does not."""
+    from fedlingua.compare import compare
+    from fedlingua.config import ConfigError
+
+    cfg = tiny_config(tmp_path, name="split", federation__rounds=1)
+    cfg.model.name = "tiny"
+    both = {
+        "federated:prompt-encoder": ["train.lr=0.02"],
+        "monolingual:prompt-encoder": ["train.logit_adjustment=0"],
+    }
+    cfg.compare.overrides = both
+    rows, _ = compare(cfg, list(both), log=lambda line: None)
+    logs: list[str] = []
+    cfg.compare.overrides = {"federated:prompt-encoder": ["train.lr=0.02"]}
+    again, _ = compare(cfg, ["federated:prompt-encoder"], log=logs.append)
+    assert any("already done" in line for line in logs)
+    assert again[0]["languages"] == rows[0]["languages"]
+    cfg.compare.overrides = {"federated:prompt-encoder": ["train.lr=0.03"]}
+    with pytest.raises(ConfigError, match="different config"):
+        compare(cfg, ["federated:prompt-encoder"], log=lambda line: None)
+
+
 def test_federation_of_one_client_equals_local_training(tmp_path, tiny_backbone, tiny_config):
     """FedAvg over a single client must reproduce that client's local model exactly."""
     kw = dict(federation__rounds=3, train__local_epochs=1)

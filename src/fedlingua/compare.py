@@ -12,7 +12,14 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
-from fedlingua.config import METHODS, PARADIGMS, ConfigError, RunConfig, apply_override
+from fedlingua.config import (
+    METHODS,
+    PARADIGMS,
+    CompareConfig,
+    ConfigError,
+    RunConfig,
+    apply_override,
+)
 from fedlingua.engine import run
 from fedlingua.experiment import Experiment, build
 from fedlingua.io import write_json, write_text
@@ -68,7 +75,7 @@ def compare(
         row_cfg.output_dir, row_cfg.name = str(folder), f"{paradigm}-{method}"
         row_cfg.validate()
         rundir = RunDir(folder / row_cfg.name)
-        if rundir.config_path.exists() and rundir.config_path.read_text() != row_cfg.to_toml():
+        if rundir.config_path.exists() and not _same_row(rundir.config_path, row_cfg):
             raise ConfigError(
                 f"{rundir.path} holds a run with a different config: choose another "
                 "name (or output_dir) for this comparison, or delete that folder"
@@ -101,6 +108,17 @@ def _row_config(cfg: RunConfig, paradigm: str, method: str) -> RunConfig:
     for item in cfg.compare.overrides.get(f"{paradigm}:{method}", []):
         apply_override(raw, item)
     return RunConfig.from_dict(raw)
+
+
+def _same_row(stored: Path, row_cfg: RunConfig) -> bool:
+    """Whether a row's stored config is `row_cfg`, the `compare` section aside: that section
+    holds the settings of the rows compared with it, which a comparison of fewer rows (two
+    processes running disjoint rows, or one row resumed alone) lists differently."""
+    if stored.read_text() == row_cfg.to_toml():
+        return True
+    old, new = RunConfig.load(stored), copy.deepcopy(row_cfg)
+    old.compare = new.compare = CompareConfig()
+    return old.to_toml() == new.to_toml()
 
 
 def _header(cfg: RunConfig, pairs: list[tuple[str, str]]) -> str:

@@ -68,6 +68,16 @@ def test_early_stopping_stops_and_resumes_where_an_uninterrupted_run_stops(
     assert held["rounds_run"] >= full["rounds_run"] + 2
 
 
+def test_wall_time_counts_earlier_sittings_and_the_final_test_scoring(
+    tmp_path, tiny_backbone, tiny_config
+):
+    kw = dict(federation__rounds=3, evaluation__select_on_dev=True, evaluation__personalize=2)
+    t = _interrupted_after_round_1_and_resumed(tmp_path, tiny_backbone, tiny_config, kw)["time"]
+    # round 1 ran in the first sitting; test scoring and personalization come after round 3
+    assert t["final_s"] > 0
+    assert t["wall_s"] >= t["train_s"] + t["evaluation_s"] + t["final_s"]
+
+
 @pytest.mark.parametrize("paradigm", ["federated", "monolingual"])
 def test_dev_selection_scores_test_once_for_the_models_of_their_best_dev_round(
     paradigm, tmp_path, tiny_backbone, tiny_config

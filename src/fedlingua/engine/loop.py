@@ -78,7 +78,9 @@ def run(
         client_handler=client_handler,
     )
     progress = _restore(rundir, feds, resume, log)
-    t_run = time.perf_counter()
+    # The run's wall time spans its sittings: the rounds an earlier sitting ran count with
+    # their recorded train and evaluation time.
+    t_run = time.perf_counter() - _recorded_s(progress.history)
     try:
         with flower_log_level(logging.WARNING):
             rounds = range(progress.start_round, cfg.federation.rounds + 1)
@@ -96,7 +98,11 @@ def run(
         raise
     finally:
         steps_bar.close()
-    return _finish(exp, rundir, feds, progress, time.perf_counter() - t_run)
+    return _finish(exp, rundir, feds, progress, t_run)
+
+
+def _recorded_s(history: list[dict]) -> float:
+    return sum(h.get("time", {}).get(k, 0.0) for h in history for k in ("train_s", "evaluation_s"))
 
 
 def _environment(exp: Experiment, threads: int) -> dict:
@@ -218,12 +224,14 @@ def _checkpoint(rundir: RunDir, feds: dict, rnd: int, progress: Progress) -> Non
     )
 
 
-def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, wall_s: float):
-    """Final tensors, best tensors, results.json and report.md of a finished run."""
+def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, started: float):
+    """Final tensors, best tensors, results.json and report.md of a finished run; its wall
+    time (since `started`) includes this final scoring (`time.final_s`)."""
+    t_final = time.perf_counter()
     finals = {n: f.state for n, f in feds.items()}
     reported = {n: progress.best[n][2] if n in progress.best else s for n, s in finals.items()}
     selected_test = exp.evaluate(reported, "test") if exp.cfg.evaluation.select_on_dev else None
-    results = results_of(exp, progress.history, progress.best, wall_s, selected_test)
+    results = results_of(exp, progress.history, progress.best, t_final - started, selected_test)
     rundir.save_states("final.safetensors", finals)
     if progress.best:
         rundir.save_states("best.safetensors", {n: s for n, (_, _, s) in progress.best.items()})
@@ -234,6 +242,8 @@ def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, wal
         results["prior_adjusted"] = scored(exp, exp.evaluate(reported, language_prior=True))
     if ev.personalize > 0:
         results["personalized"] = personalize(exp, reported, ev.personalize)
+    now = time.perf_counter()
+    results["time"] |= {"final_s": now - t_final, "wall_s": now - started}
     results["run_dir"] = str(rundir.path)
     rundir.write_results(results)
     rundir.write_report(report(exp.cfg, results))

@@ -1,0 +1,90 @@
+"""benchmarks/data_efficiency.py: where monolingual catches up, the language rule and the
+results written from finished rows (fabricated run results: no model is trained)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import data_efficiency as de  # noqa: E402
+
+
+def test_crossing_is_the_first_size_where_monolingual_catches_up():
+    points = [("8", 8, 0.60, 0.40), ("16", 16, 0.62, 0.55), ("32", 32, 0.64, 0.60)]
+    points += [("64", 64, 0.66, 0.70), ("128", 128, 0.70, 0.69)]
+    cross = de.crossing(points)
+    assert cross["size"] == "64"
+    # gaps +4 at 32 and -4 at 64: halfway on the log2 axis
+    assert cross["at"] == pytest.approx(2**5.5)
+    assert "catches up at 64" in cross["text"]
+
+
+def test_no_crossing_when_one_line_leads_over_the_whole_range():
+    ahead = de.crossing([("8", 8, 0.6, 0.4), ("all", 700, 0.8, 0.7)])
+    assert (
+        ahead["size"] is None
+        and "federated ahead at every size (+10.0 points at all)" in (ahead["text"])
+    )
+    behind = de.crossing([("8", 8, 0.4, 0.4), ("16", 16, 0.6, 0.5)])
+    assert behind["size"] is None and "level or ahead from the smallest size (8" in behind["text"]
+    assert de.crossing([])["size"] is None
+
+
+def test_masakhanews_languages_are_evenly_spaced_by_upstream_training_size():
+    upstream = {  # the upstream train splits in ../shared/data
+        "amh": 200, "eng": 300, "fra": 250, "hau": 350, "ibo": 1356, "lin": 608, "lug": 771,
+        "orm": 1128, "pcm": 1060, "run": 1117, "sna": 1288, "som": 1021, "swa": 350,
+        "tir": 300, "xho": 1032, "yor": 1433,
+    }  # fmt: skip
+    assert de.spread(upstream, 6) == ["amh", "tir", "lin", "xho", "orm", "yor"]
+    assert de.spread({"a": 2, "b": 1}, 6) == ["b", "a"]
+
+
+def test_sizes_run_coarse_to_fine_so_a_partial_run_spans_the_range():
+    assert de.run_order(de.SIZES["sib200"]) == ["8", "32", "128", "16", "64"]
+    assert de.run_order(de.SIZES["masakhanews"]) == ["8", "32", "128", "all", "16", "64"]
+
+
+def _fake_row(runs: Path, size: str, row: str, acc: float, n: int) -> None:
+    folder = runs / "sib200" / f"n{size}" / row.replace(":", "-")
+    folder.mkdir(parents=True)
+    langs = {x: {"accuracy": acc, "train_examples": n} for x in ("eng_Latn", "hau_Latn")}
+    result = {
+        "model": "e5-small",
+        "averages": {"average": acc, "low_resource_average": acc - 0.1},
+        "languages": langs,
+        "selected_round": {"eng_Latn": 3, "hau_Latn": 7},
+        "rounds_run": 11,
+        "stopped_early": True,
+        "time": {"wall_s": 600.0},
+    }
+    (folder / "results.json").write_text(json.dumps(result))
+
+
+def test_results_come_from_finished_rows_and_list_the_pending_ones(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    accs = {"8": (0.60, 0.40, 0.70), "16": (0.62, 0.66, 0.72)}
+    for size, row_accs in accs.items():
+        for row, acc in zip(de.ROWS, row_accs, strict=True):
+            _fake_row(runs, size, row, acc, int(size))
+    table, pending = de.collect(runs, ["sib200"])
+    assert sorted(table["sib200"]) == ["16", "8"] and "sib200 n=32 federated" in pending
+    meta = {"sib200": {"languages": ["eng_Latn", "hau_Latn"], "low_resource": ["hau_Latn"]}}
+    de.write_results(table, pending, meta, out, [])
+    md = (out / "data_efficiency.md").read_text()
+    assert (
+        md.startswith("# Data efficiency")
+        and "Command: `python benchmarks/data_efficiency.py`" in md
+    )
+    assert "**Seed 0 only**" in md and "**Pending (not yet run):** sib200 n=32 federated" in md
+    assert "| 8 | 60.0 | 40.0 | 70.0 | +20.0 | 50.0 | 30.0 | 60.0 |" in md
+    assert "Crossing (average): monolingual catches up at 16 examples per client" in md
+    assert "| 16 | 3-7 / 11, 10.0 | 3-7 / 11, 10.0 | 3-7 / 11, 10.0 |" in md
+    data = json.loads((out / "data_efficiency.json").read_text())
+    assert data["crossings"]["sib200"]["average"]["size"] == "16"
+    assert data["points"]["sib200"]["8"]["federated:prompt-encoder"]["languages"]["eng_Latn"] == 0.6
+    assert (out / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
