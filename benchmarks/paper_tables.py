@@ -124,7 +124,7 @@ BUDGETS: dict[str, dict] = {
         "note": "all 16 languages as clients; 48 training articles per client (stratified), "
         "so every client trains on the same amount whatever its upstream size; 48 dev and "
         "200 test articles per language (stratified), headline + body truncated to 96 "
-        "tokens including the virtual prompt.",
+        "text tokens (the prompt methods' 20 virtual tokens come on top).",
     },
     "xnli": {
         "overrides": {
@@ -217,6 +217,16 @@ def main() -> None:
 
 def finished(dataset: str, seed: int, row: str) -> dict | None:
     return RunDir(RUNS / dataset / f"seed{seed}" / row.replace(":", "-")).results()
+
+
+def _rounds(selected) -> str:
+    """The selected round; per-language rounds (monolingual) as median (min-max)."""
+    if not isinstance(selected, dict):
+        return str(selected)
+    values = sorted(selected.values())
+    if values[0] == values[-1]:
+        return str(values[0])
+    return f"median {statistics.median(values):g} ({values[0]}-{values[-1]})"
 
 
 def head_to_head(rows: dict[str, dict], order: list[str]) -> list[str]:
@@ -336,7 +346,7 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
             f"| {key.replace(':', ' ')} | {_pct(r['averages']['average'])} | "
             f"{_pct(r['averages']['low_resource_average'])} | {_pct(other)} | "
             f"{_pct(r['averages_f1']['average'])} | {pcell} | "
-            f"{r.get('selected_round')} / {r['rounds_run']} | "
+            f"{_rounds(r.get('selected_round'))} / {r['rounds_run']} | "
             f"{r['parameters']['trainable']:,} | {comm['bytes_total'] / 1e6:.2f} | "
             f"{comm['bytes_up_per_client_round'] / 1e6:.3f} | {r['time']['wall_s'] / 60:.0f} |"
         )
