@@ -68,6 +68,41 @@ def test_early_stopping_stops_and_resumes_where_an_uninterrupted_run_stops(
     assert held["rounds_run"] >= full["rounds_run"] + 2
 
 
+def test_stopped_monolingual_models_are_not_rescored_and_the_run_is_unchanged(
+    tmp_path, tiny_backbone, tiny_config, monkeypatch
+):
+    from fedlingua.engine import loop
+    from fedlingua.experiment import Experiment
+
+    scored: list[str] = []
+    plain_evaluate = Experiment.evaluate
+
+    def counting(self, states, split="test", **kw):
+        scored.extend(states)
+        return plain_evaluate(self, states, split, **kw)
+
+    monkeypatch.setattr(Experiment, "evaluate", counting)
+    kw = dict(
+        paradigm="monolingual",
+        federation__rounds=10,
+        evaluation__select_on_dev=True,
+        evaluation__patience=2,
+        train__lr=0.1,
+    )
+    cached = run(tiny_config(tmp_path, name="cached", **kw), backbone=tiny_backbone, **QUIET)
+    n_cached, scored[:] = len(scored), []
+    # every model scored every round: the behaviour before stopped models' scores were kept
+    monkeypatch.setattr(
+        loop, "_evaluate_dev", lambda exp, states, active, p: exp.evaluate(states, "dev")
+    )
+    every = run(tiny_config(tmp_path, name="every", **kw), backbone=tiny_backbone, **QUIET)
+    stops = [r for r in cached["selected_round"].values() if r + 1 < cached["rounds_run"]]
+    assert stops, "the test needs a language whose model stops before the run does"
+    assert n_cached < len(scored)
+    for key in ("curve", "languages", "selected_round", "rounds_run"):
+        assert cached[key] == every[key], key
+
+
 def test_wall_time_counts_earlier_sittings_and_the_final_test_scoring(
     tmp_path, tiny_backbone, tiny_config
 ):

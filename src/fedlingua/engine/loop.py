@@ -44,6 +44,9 @@ class Progress:
     history: list[dict] = field(default_factory=list)
     best: dict[str, tuple[float, int, State]] = field(default_factory=dict)  # score, round
     start_round: int = 1
+    # dev scores of models that stopped training: their tensors no longer change, so a
+    # later round reuses the scores instead of scoring the same model again
+    stopped_dev: dict[str, dict[str, dict]] = field(default_factory=dict)
 
 
 def run(
@@ -187,7 +190,7 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
     if rnd % cfg.evaluation.every == 0 or rnd == cfg.federation.rounds:
         states = {n: f.state for n, f in feds.items()}
         if cfg.evaluation.select_on_dev:  # test only the selected models, once, at the end
-            record["dev"] = exp.evaluate(states, "dev")
+            record["dev"] = _evaluate_dev(exp, states, active, progress)
             _track_best(exp, record["dev"], feds, rnd, progress.best)
         else:
             record["test"] = exp.evaluate(states, "test")
@@ -199,6 +202,22 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
     }
     progress.history.append(record)
     return record
+
+
+def _evaluate_dev(exp: Experiment, states: dict, active: list[str], progress: Progress) -> dict:
+    """Dev scores of every model; a stopped model is scored once after it stopped and its
+    scores reused while it stays stopped (its tensors are unchanged: the same scores)."""
+    cache = progress.stopped_dev
+    for name in active:
+        cache.pop(name, None)  # trains again (a late best round): score it afresh
+    fresh = {n: s for n, s in states.items() if n in active or n not in cache}
+    dev = exp.evaluate(fresh, "dev")
+    for name in fresh:
+        if name not in active:
+            cache[name] = {x: dev[x] for x in dev if exp.model_for(x) == name}
+    for scores in cache.values():
+        dev |= scores
+    return {x: dev[x] for x in exp.eval_languages if x in dev}
 
 
 def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> None:
