@@ -180,6 +180,27 @@ def test_transfer_matrix_scores_monolingual_models_on_languages_no_model_serves(
         exp.matrix(best, "dev", ["de"])
 
 
+def test_zero_shot_languages_take_no_part_in_selecting_the_best_round(
+    tmp_path, tiny_backbone, tiny_config
+):
+    cfg = tiny_config(tmp_path, federation__rounds=6, train__lr=0.1)
+    cfg.data.languages, cfg.data.zero_shot_languages = ["fr", "sw"], ["lg"]
+    cfg.evaluation.select_on_dev = True
+    results = run(cfg, backbone=tiny_backbone, log=lambda s: None)
+    records = [json.loads(x) for x in Path(results["run_dir"], "metrics.jsonl").open()]
+    assert all("lg" in r["dev"] for r in records)  # scored on dev every round, for the curves
+
+    def seen(r):
+        return (r["dev"]["fr"]["accuracy"] + r["dev"]["sw"]["accuracy"]) / 2
+
+    def every(r):
+        return sum(v["accuracy"] for v in r["dev"].values()) / len(r["dev"])
+
+    first_best = lambda score: max(records, key=lambda r: (score(r), -r["round"]))["round"]  # noqa: E731
+    assert first_best(seen) != first_best(every)  # lg's dev set would pick another round
+    assert set(results["selected_round"].values()) == {first_best(seen)}
+
+
 def test_zero_shot_and_low_resource_groups_are_averaged(tmp_path, tiny_backbone, tiny_config):
     cfg = tiny_config(tmp_path, federation__rounds=1)
     cfg.data.languages = ["fr", "sw"]

@@ -221,9 +221,13 @@ def _evaluate_dev(exp: Experiment, states: dict, active: list[str], progress: Pr
 
 
 def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> None:
-    """Keep each model whose dev accuracy beat its best so far (a copy of its state)."""
+    """Keep each model whose dev accuracy beat its best so far (a copy of its state).
+    Selection reads the dev sets of languages that have clients only: zero-shot languages
+    stay unseen, their dev sets included."""
+    trained = {c.lang for c in exp.clients}
+    seen = [x for x in dev if x in trained] or list(dev)
     for name, fed in feds.items():
-        langs = exp.topology.selection_languages(name, list(dev))
+        langs = exp.topology.selection_languages(name, seen)
         vals = [dev[x]["accuracy"] for x in langs if x in dev]
         if not vals:
             continue
