@@ -21,6 +21,7 @@ Writes benchmarks/results/simulation_backends.md and .json. Needs Linux /proc.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -127,15 +128,18 @@ def _run_config(args, tmp: Path):
     )
 
 
-def _row(cfg, tmp: Path, threads: int, actors: int) -> dict:
-    """One timed run of `cfg`: in-process with `threads` torch threads (actors=0), else under
-    `flwr run` on Ray with `actors` single-threaded actors."""
-    cfg.name = f"in-process-{threads}" if actors == 0 else f"ray-{actors}"
+def _row(cfg, tmp: Path, threads: int, actors: int, fuse: int = 1) -> dict:
+    """One timed run of `cfg`: in-process with `threads` torch threads (actors=0; `fuse`
+    clients' local steps through the backbone at once), else under `flwr run` on Ray with
+    `actors` single-threaded actors."""
+    cfg = copy.deepcopy(cfg)
+    cfg.federation.fuse_clients = fuse
+    cfg.name = f"in-process-{threads}-fused{fuse}" if actors == 0 else f"ray-{actors}"
     path = tmp / f"{cfg.name}.toml"
     path.write_text(cfg.to_toml())
     with local_flower_env(tmp / cfg.name) as env:
         if actors == 0:
-            print(f"in-process, {threads} threads ...", flush=True)
+            print(f"in-process, {threads} threads, {fuse} fused client(s) ...", flush=True)
             env |= {"FEDLINGUA_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
             cmd = [str(BIN / "fedlingua"), "run", "--config", str(path)]
         else:
@@ -153,6 +157,11 @@ def main() -> None:
         "--threads", default="1,2", help="torch threads of the in-process runs (comma-separated)"
     )
     ap.add_argument("--examples", type=int, default=32, help="training examples per client")
+    ap.add_argument(
+        "--fuse",
+        default="",
+        help="also in-process with this many clients fused per step (comma-separated K)",
+    )
     args = ap.parse_args()
     args.load_at_start = os.getloadavg()[0]
     from fedlingua.runtime import environment
@@ -170,6 +179,16 @@ def main() -> None:
                 **_row(cfg, tmp, threads, 0),
             }
         )
+    for k in [int(x) for x in args.fuse.split(",") if x]:
+        rows.append(
+            {
+                "backend": f"in-process, {k} clients fused per step (1 process, 1 torch thread)",
+                "cores_used": 1,
+                "actors": 0,
+                "fused": k,
+                **_row(cfg, tmp, 1, 0, fuse=k),
+            }
+        )
     for actors in [int(a) for a in args.actors.split(",") if a]:
         rows.append(
             {
@@ -185,10 +204,11 @@ def main() -> None:
 
 
 def report(args, rows: list[dict], env: dict, cores: int, precision: str) -> None:
-    inproc = {r["cores_used"]: r for r in rows if r["actors"] == 0}
+    inproc = {r["cores_used"]: r for r in rows if r["actors"] == 0 and not r.get("fused")}
     command = (
         f"python benchmarks/simulation_backends.py --rounds {args.rounds} "
         f"--actors {args.actors} --threads {args.threads} --examples {args.examples}"
+        + (f" --fuse {args.fuse}" if args.fuse else "")
     )
     lines = [
         "# In-process simulation vs Flower simulation runtime (Ray)",
@@ -224,6 +244,19 @@ def report(args, rows: list[dict], env: dict, cores: int, precision: str) -> Non
             f"[{r['rss_mb']:.0f}] | {r['processes']} | {r['wall_s'] / base['wall_s']:.2f}x | "
             f"{rnd / statistics.median(base['round_s']):.2f}x | "
             f"{r['pss_mb'] / base['pss_mb']:.2f}x |"
+        )
+    ray = [r for r in rows if r["actors"]]
+    for f in (r for r in rows if r.get("fused") and ray):
+        fused = statistics.median(f["round_s"])
+        lines.append("")
+        lines.append(
+            f"{f['fused']} fused clients per step, per round against Flower's Ray runtime: "
+            + ", ".join(
+                f"{r['actors']} actor(s) {statistics.median(r['round_s']) / fused:.2f}x slower"
+                for r in rows
+                if r["actors"]
+            )
+            + " (>1: the fused in-process round is faster; Ray's rows may use more cores)."
         )
     slim = [{k: v for k, v in r.items() if k != "log"} for r in rows]
     write_results(
