@@ -14,7 +14,7 @@ between the processes that map them) of every process the run started (found by 
 environment marker they all inherit); per-round time is read from the run's own
 metrics.jsonl (send to last reply, evaluation excluded).
 
-Usage:  .venv/bin/python benchmarks/simulation_backends.py [--rounds 3] [--actors 2,8]
+Usage:  .venv/bin/python benchmarks/simulation_backends.py [--rounds 3] [--actors 2,8] [--fuse 8]
 Writes benchmarks/results/simulation_backends.md and .json. Needs Linux /proc.
 """
 
