@@ -2,11 +2,12 @@
 
 Reads benchmarks/results/{sib200,masakhanews,xnli}.json (paper_tables.py),
 language_distance.json, unseen_languages.json and data_efficiency.json and rewrites the
-verdict block of benchmarks/README.md (between the two ``verdict`` comment lines), so
-that the summary always matches the results it names. Reads results only, instant:
+verdict block of benchmarks/README.md and the summary table of the project README (each
+between two comment lines), so that both always match the results they name. Reads
+results only, instant:
 
-    python benchmarks/verdict.py            # rewrite the block
-    python benchmarks/verdict.py --check    # exit 1 if the block is out of date
+    python benchmarks/verdict.py            # rewrite both blocks
+    python benchmarks/verdict.py --check    # exit 1 if a block is out of date
 """
 
 from __future__ import annotations
@@ -20,7 +21,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE / "README.md"
+PROJECT_README = HERE.parent / "README.md"
 START, END = "<!-- verdict:start -->", "<!-- verdict:end -->"
+SUMMARY_START, SUMMARY_END = "<!-- summary:start -->", "<!-- summary:end -->"
+SUMMARY_ROWS = [
+    ("federated prompt-encoder", "federated:prompt-encoder"),
+    ("monolingual", "monolingual:prompt-encoder"),
+    ("centralized", "centralized:prompt-encoder"),
+    ("federated soft-prompt", "federated:soft-prompt"),
+    ("federated LoRA", "federated:lora"),
+    ("federated full", "federated:full"),
+]
 TABLES = {"sib200": "SIB-200", "masakhanews": "MasakhaNEWS", "xnli": "XNLI"}
 FED, MONO = "federated:prompt-encoder", "monolingual:prompt-encoder"
 CENT = "centralized:prompt-encoder"
@@ -212,24 +223,65 @@ def render() -> str:
     return "\n".join([START, *lines, "", *extra, END])
 
 
+def summary() -> str:
+    """The project README's table: average test accuracy per dataset and row (seed 0, with
+    mean ± std where 3 seeds ran), low-resource average of the two headline rows."""
+    lines = [
+        SUMMARY_START,
+        "| dataset | " + " | ".join(label for label, _ in SUMMARY_ROWS) + " | upload per "
+        "client-round, prompt vs full |",
+        "|---|" + "---:|" * len(SUMMARY_ROWS) + "---|",
+    ]
+    for dataset, name in TABLES.items():
+        t = Table(dataset, _load(dataset))
+        cells = []
+        for _, row in SUMMARY_ROWS:
+            if not t.ok or row not in t.rows:
+                cells.append("pending")
+                continue
+            cell = _pct(t.avg(row))
+            runs = t.seeds(row)
+            if len(runs) > 1:
+                cell += f" ({_ms([r['average'] for r in runs])}, {len(runs)} seeds)"
+            if row in (FED, MONO):
+                cell += f"; low-res {_pct(t.avg(row, 'low_resource_average'))}"
+            cells.append(cell)
+        comm = t.communication()
+        comm = comm.split(": ", 1)[1] if comm.startswith("**") else "pending"
+        n = len(t.rows[FED]["languages"]) if t.ok and FED in t.rows else None
+        label = f"[{name}](benchmarks/results/{dataset}.md)" + (f", {n} languages" if n else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {comm} |")
+    return "\n".join([*lines, SUMMARY_END])
+
+
+def _replace(path: Path, start: str, end: str, block: str) -> tuple[str, str]:
+    """(current text of `path`, text with the block between `start` and `end` replaced)."""
+    text = path.read_text()
+    if start not in text or end not in text:
+        sys.exit(f"{path} has no {start} ... {end} block")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    return text, before + block + after
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if README's block is stale")
     args = ap.parse_args()
-    text = README.read_text()
-    if START not in text or END not in text:
-        sys.exit(f"{README} has no {START} ... {END} block")
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    new = before + render() + after
-    if args.check:
-        if new != text:
-            sys.exit("benchmarks/README.md's verdict block is stale: run benchmarks/verdict.py")
-        return
-    tmp = README.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(README)
-    print(render())
+    blocks = [
+        (README, START, END, render()),
+        (PROJECT_README, SUMMARY_START, SUMMARY_END, summary()),
+    ]
+    for path, start, end, block in blocks:
+        text, new = _replace(path, start, end, block)
+        if args.check:
+            if new != text:
+                sys.exit(f"{path.name}'s {start} block is stale: run benchmarks/verdict.py")
+            continue
+        tmp = path.with_suffix(".md.tmp")
+        tmp.write_text(new)
+        tmp.replace(path)
+        print(block)
 
 
 if __name__ == "__main__":
