@@ -41,6 +41,7 @@ from fedlingua.runtime import environment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import verdict  # noqa: E402
 from paper_tables import (  # noqa: E402
     BATCH,
     BUDGETS,
@@ -375,6 +376,8 @@ def write_results(
             "environment": environment(),
         },
     )
+    if results == RESULTS:
+        verdict.update()  # the READMEs' claim tables follow the results files
 
 
 def plot(table: dict, path: Path) -> None:

@@ -37,6 +37,7 @@ from fedlingua.runtime import environment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import verdict  # noqa: E402
 from recipe_sweep import RESULTS as SWEEP_RESULTS  # noqa: E402
 from recipe_sweep import method_choice  # noqa: E402
 
@@ -460,6 +461,7 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
         },
     )
     print("\n".join(lines))
+    verdict.update()  # the READMEs' claim tables follow the results files
 
 
 def _personal(r: dict) -> dict:

@@ -59,6 +59,7 @@ from fedlingua.runtime import configure_threads, environment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import verdict  # noqa: E402
 from paper_tables import (  # noqa: E402
     BUDGETS,
     RECIPE,
@@ -348,6 +349,8 @@ def write_results(data: dict, clients: list[str], unseen: list[str], args) -> No
             "environment": environment(),
         },
     )
+    if args.out == RESULTS:
+        verdict.update()  # the READMEs' claim tables follow the results files
     print("\n".join(lines))
 
 

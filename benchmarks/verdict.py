@@ -264,24 +264,34 @@ def _replace(path: Path, start: str, end: str, block: str) -> tuple[str, str]:
     return text, before + block + after
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if README's block is stale")
-    args = ap.parse_args()
+def update(check: bool = False) -> list[str]:
+    """Rewrite both blocks from the results files (`check`: only compare); the files whose
+    block was (or, checking, would be) out of date."""
     blocks = [
         (README, START, END, render()),
         (PROJECT_README, SUMMARY_START, SUMMARY_END, summary()),
     ]
+    stale = []
     for path, start, end, block in blocks:
         text, new = _replace(path, start, end, block)
-        if args.check:
-            if new != text:
-                sys.exit(f"{path.name}'s {start} block is stale: run benchmarks/verdict.py")
+        if new == text:
             continue
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(new)
-        tmp.replace(path)
-        print(block)
+        stale.append(str(path.relative_to(HERE.parent)))
+        if not check:
+            tmp = path.with_suffix(".md.tmp")
+            tmp.write_text(new)
+            tmp.replace(path)
+    return stale
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a block is stale")
+    args = ap.parse_args()
+    stale = update(check=args.check)
+    if args.check and stale:
+        sys.exit(f"stale verdict blocks in {', '.join(stale)}: run python benchmarks/verdict.py")
+    print(f"rewrote {', '.join(stale)}" if stale else "verdict blocks are current")
 
 
 if __name__ == "__main__":
