@@ -51,8 +51,8 @@ def main() -> None:
         "",
         f"Command: `{COMMAND}` (reads results only, no training).",
         "",
-        "Results read (the committed paper tables; their short budget will be rerun to "
-        "convergence, and this file with them):",
+        "Results read (the committed paper tables, rows trained to convergence; rerun "
+        "this after a table changes: the seeds each table holds are named below):",
         *notes,
         "",
         "The paper's claim: the federated gain is largest for the languages far from the "

@@ -28,7 +28,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from fedlingua.compare import compare
+from fedlingua.compare import compare, stored_row_matches
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import verdict  # noqa: E402
 from recipe_sweep import RESULTS as SWEEP_RESULTS  # noqa: E402
-from recipe_sweep import method_choice  # noqa: E402
+from recipe_sweep import method_choice, table_recipe  # noqa: E402
 
 RESULTS = HERE / "results"
 RUNS = HERE / "runs" / "paper_tables"
@@ -80,15 +80,19 @@ RECIPE = {
 }
 
 
-def row_overrides(dataset: str, n_clients: int, lrs: dict[str, float]) -> dict[str, dict]:
-    """Each row's own settings on top of RECIPE, as in the sweep that chose them."""
+def row_overrides(
+    dataset: str, n_clients: int, lrs: dict[str, float], recipe: dict[str, dict]
+) -> dict[str, dict]:
+    """Each row's own settings on top of RECIPE, as in the sweep that chose them; `recipe`
+    (`chosen_recipe`) holds the dataset's own dev choices, where it has a sweep."""
     rows = {
         # the best monolingual candidate on SIB-200 dev (mono-adamw-keep): plain
         # cross-entropy (a local model fits its own label prior), optimizer state kept
         "monolingual:prompt-encoder": {
             "train.logit_adjustment": 0.0,
             "train.keep_optimizer_state": True,
-        },
+        }
+        | recipe["monolingual"]["settings"],
         # the whole federation's examples per round (every client's local steps), plain loss
         "centralized:prompt-encoder": {
             "train.logit_adjustment": 0.0,
@@ -96,8 +100,13 @@ def row_overrides(dataset: str, n_clients: int, lrs: dict[str, float]) -> dict[s
         },
         "federated:prompt-encoder": {"evaluation.personalize": PERSONALIZE},
     }
+    federated = dict(recipe["federated"]["settings"])
+    step = federated.pop("server_step_x_lr", None)
     for method, lr in lrs.items():
-        rows.setdefault(f"federated:{method}", {})["train.lr"] = lr
+        row = rows.setdefault(f"federated:{method}", {})
+        row |= {"train.lr": lr} | federated
+        if step is not None:
+            row["federation.server_lr"] = step * lr
     return rows
 
 
@@ -164,6 +173,13 @@ def chosen_lrs() -> tuple[dict[str, float], dict]:
     return {m: c["lr"] for m, c in choice.items()}, choice
 
 
+def chosen_recipe(dataset: str) -> dict[str, dict]:
+    """The federated recipe and monolingual learning rate chosen on this dataset's own dev
+    sweep (recipe_sweep.py <dataset>), or the defaults where it has none."""
+    path = SWEEP_RESULTS / f"recipe_sweep_{dataset}.json"
+    return table_recipe(json.loads(path.read_text())["rows"] if path.exists() else {})
+
+
 def table_config(dataset: str, seed: int, low: list[str], n_clients: int) -> RunConfig:
     lrs, _ = chosen_lrs()
     raw = RECIPE | BUDGETS[dataset]["overrides"]
@@ -177,7 +193,7 @@ def table_config(dataset: str, seed: int, low: list[str], n_clients: int) -> Run
     cfg = RunConfig.load(None, [f"{k}={json.dumps(v)}" for k, v in raw.items()])
     cfg.compare.overrides = {
         row: [f"{k}={json.dumps(v)}" for k, v in o.items()]
-        for row, o in row_overrides(dataset, n_clients, lrs).items()
+        for row, o in row_overrides(dataset, n_clients, lrs, chosen_recipe(dataset)).items()
     }
     return cfg
 
@@ -216,8 +232,12 @@ def main() -> None:
     write_results(args.dataset, ds, seeds, low)
 
 
-def finished(dataset: str, seed: int, row: str) -> dict | None:
-    return RunDir(RUNS / dataset / f"seed{seed}" / row.replace(":", "-")).results()
+def finished(cfg: RunConfig, row: str) -> dict | None:
+    """A row's results, if its run finished with the table's current settings for it (a
+    run made with other settings, before a dev choice changed them, counts as pending)."""
+    if not stored_row_matches(cfg, *row.split(":")):
+        return None
+    return RunDir(Path(cfg.output_dir) / cfg.name / row.replace(":", "-")).results()
 
 
 def _rounds(selected) -> str:
@@ -271,18 +291,16 @@ def _recall(r: dict) -> dict[str, float]:
 
 
 def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
-    main_rows = {row: finished(dataset, seeds[0], row) for row in ROWS}
+    cfgs = {s: table_config(dataset, s, low, len(ds.languages())) for s in seeds}
+    main_rows = {row: finished(cfgs[seeds[0]], row) for row in ROWS}
     rows = {k: v for k, v in main_rows.items() if v is not None}
     pending = [k for k, v in main_rows.items() if v is None]
     stability = {
-        row: [r for s in seeds if (r := finished(dataset, s, row)) is not None]
+        row: [r for s in seeds if (r := finished(cfgs[s], row)) is not None]
         for row in STABILITY_ROWS
     }
     pending += [
-        f"{row} seed {s}"
-        for row in STABILITY_ROWS
-        for s in seeds[1:]
-        if not finished(dataset, s, row)
+        f"{row} seed {s}" for row in STABILITY_ROWS for s in seeds[1:] if not finished(cfgs[s], row)
     ]
     if not rows:
         print(f"{dataset}: no finished row yet")
@@ -293,6 +311,7 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     others = [x for x in sizes if x not in low]
     order = sorted(sizes, key=lambda x: (upstream[x], sizes[x], x))
     lrs, choice = chosen_lrs()
+    recipe = chosen_recipe(dataset)
     env = environment()
     wall = sum(r["time"]["wall_s"] for r in rows.values()) + sum(
         r["time"]["wall_s"] for v in stability.values() for r in v[1:]
@@ -313,12 +332,14 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
         "scored on test once, at its best dev round (a monolingual model per language, "
         "each at its own best round).",
         "",
-        "**Recipe (chosen on dev only, benchmarks/results/recipe_sweep_*.md):** FedAdam "
-        "(server step 10x the clients' learning rate), clients' logit adjustment 0.5; "
-        "learning rates per method from SIB-200 dev: "
+        "**Recipe (chosen on dev only, benchmarks/results/recipe_sweep_*.md):** "
+        + _recipe_note(dataset, recipe)
+        + "; learning rates per method from SIB-200 dev: "
         + ", ".join(f"{m} {lr:g}" for m, lr in lrs.items())
         + ". Monolingual: plain cross-entropy, optimizer state kept across rounds (the best "
-        "monolingual candidate on SIB-200 dev). Centralized: one model on the pooled data, "
+        "monolingual candidate on SIB-200 dev)"
+        + _mono_note(recipe)
+        + ". Centralized: one model on the pooled data, "
         "taking the whole federation's local steps each round, plain cross-entropy. "
         f"The federated prompt-encoder's clients also fine-tune the selected model for "
         f"{PERSONALIZE} local steps: the *personalized* column, extra compute, never mixed "
@@ -448,7 +469,8 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
         {
             "command": f"python benchmarks/paper_tables.py {dataset}",
             "recipe": RECIPE,
-            "row_overrides": row_overrides(dataset, len(sizes), lrs),
+            "row_overrides": row_overrides(dataset, len(sizes), lrs, recipe),
+            "dataset_recipe": recipe,
             "learning_rates": choice,
             "budget": BUDGETS[dataset],
             "low_resource": low,
@@ -462,6 +484,29 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     )
     print("\n".join(lines))
     verdict.update()  # the READMEs' claim tables follow the results files
+
+
+def _recipe_note(dataset: str, recipe: dict[str, dict]) -> str:
+    """The federated recipe in words, with the dev figures that chose it on this dataset."""
+    fed = recipe["federated"]
+    step = fed["settings"].get("server_step_x_lr", 10)
+    tau = fed["settings"].get("train.logit_adjustment", 0.5)
+    text = (
+        f"FedAdam (server step {step:g}x the clients' learning rate), clients' logit "
+        f"adjustment {tau:g}"
+    )
+    if len(fed["measured"]) > 1:
+        tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in fed["measured"].items())
+        text += f", the best of its variants on {dataset} dev ({tried})"
+    return text
+
+
+def _mono_note(recipe: dict[str, dict]) -> str:
+    mono = recipe["monolingual"]
+    if len(mono["measured"]) < 2:
+        return ""
+    tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in mono["measured"].items())
+    return f"; its learning rate the best on this dataset's dev ({tried})"
 
 
 def _personal(r: dict) -> dict:

@@ -286,7 +286,7 @@ def test_compare_reads_back_a_row_run_alongside_other_rows_when_run_alone(
 ):
     """A row's stored config lists the overrides of the rows compared with it; comparing
     fewer rows (their overrides then left out) reads it back, a changed setting does not."""
-    from fedlingua.compare import compare
+    from fedlingua.compare import compare, stored_row_matches
     from fedlingua.config import ConfigError
 
     cfg = tiny_config(tmp_path, name="split", federation__rounds=1)
@@ -302,7 +302,10 @@ def test_compare_reads_back_a_row_run_alongside_other_rows_when_run_alone(
     again, _ = compare(cfg, ["federated:prompt-encoder"], log=logs.append)
     assert any("already done" in line for line in logs)
     assert again[0]["languages"] == rows[0]["languages"]
+    assert stored_row_matches(cfg, "federated", "prompt-encoder")
+    assert not stored_row_matches(cfg, "centralized", "prompt-encoder")  # never run
     cfg.compare.overrides = {"federated:prompt-encoder": ["train.lr=0.03"]}
+    assert not stored_row_matches(cfg, "federated", "prompt-encoder")
     with pytest.raises(ConfigError, match="different config"):
         compare(cfg, ["federated:prompt-encoder"], log=lambda line: None)
 

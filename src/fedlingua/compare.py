@@ -101,6 +101,16 @@ def compare(
     return results, table
 
 
+def stored_row_matches(cfg: RunConfig, paradigm: str, method: str) -> bool:
+    """Whether the comparison `cfg` holds a run of this row with the row's current config
+    (False when the row has no run yet or was run with other settings)."""
+    folder = Path(cfg.output_dir) / (cfg.name or "compare")
+    row_cfg = _row_config(cfg, paradigm, method)
+    row_cfg.output_dir, row_cfg.name = str(folder), f"{paradigm}-{method}"
+    stored = RunDir(folder / row_cfg.name).config_path
+    return stored.exists() and _same_row(stored, row_cfg)
+
+
 def _row_config(cfg: RunConfig, paradigm: str, method: str) -> RunConfig:
     """The shared config with this row's paradigm, method and own overrides."""
     raw = copy.deepcopy(cfg.to_dict())

@@ -1,0 +1,45 @@
+"""benchmarks/paper_tables.py takes each dataset's recipe from that dataset's own dev
+sweep: the best measured variant, its server step scaled to every method's learning rate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import paper_tables  # noqa: E402
+from recipe_sweep import FEDERATED_VARIANTS, table_recipe  # noqa: E402
+
+LRS = {"prompt-encoder": 1e-2, "lora": 1e-3}
+
+
+def test_without_a_sweep_every_row_keeps_the_default_recipe():
+    recipe = table_recipe({})
+    rows = paper_tables.row_overrides("xnli", 4, LRS, recipe)
+    assert rows["federated:lora"] == {"train.lr": 1e-3}
+    assert rows["federated:prompt-encoder"]["train.lr"] == 1e-2
+    assert "federation.server_lr" not in rows["federated:prompt-encoder"]
+    assert rows["monolingual:prompt-encoder"] == {
+        "train.logit_adjustment": 0.0,
+        "train.keep_optimizer_state": True,
+    }
+
+
+def test_the_best_variant_on_dev_sets_every_federated_row_and_the_monolingual_lr():
+    rows = {
+        "fedadam-adamw-la0.5": {"dev_average": 0.60},
+        "fedadam0.03-adamw-la0.5": {"dev_average": 0.70},
+        "fedadam-adamw-la1-pers8": {"dev_average": 0.65},  # counts as its base recipe
+        "mono-adamw-keep": {"dev_average": 0.50},
+        "mono-adamw-keep-3e-3": {"dev_average": 0.55},
+        "fedavg-adamw": {"dev_average": 0.90},  # not a table variant: ignored
+    }
+    recipe = table_recipe(rows)
+    assert recipe["federated"]["candidate"] == "fedadam0.03-adamw-la0.5"
+    assert set(recipe["federated"]["measured"]) == set(FEDERATED_VARIANTS)
+    table = paper_tables.row_overrides("masakhanews", 4, LRS, recipe)
+    assert table["federated:prompt-encoder"]["federation.server_lr"] == 3 * 1e-2
+    assert table["federated:lora"]["federation.server_lr"] == 3 * 1e-3
+    assert table["monolingual:prompt-encoder"]["train.lr"] == 3e-3
+    assert "federation.server_lr" not in table["centralized:prompt-encoder"]
