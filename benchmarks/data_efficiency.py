@@ -50,6 +50,7 @@ from paper_tables import (  # noqa: E402
     RECIPE,
     ROUNDS,
     chosen_lrs,
+    chosen_recipe,
     low_resource,
     row_overrides,
 )
@@ -141,7 +142,9 @@ def size_config(
     }
     items = [f"{k}={json.dumps(v)}" for k, v in raw.items() if v is not None]
     cfg = RunConfig.load(None, items + extra)
-    overrides = row_overrides(dataset, len(langs), {"prompt-encoder": lrs["prompt-encoder"]})
+    overrides = row_overrides(
+        dataset, len(langs), {"prompt-encoder": lrs["prompt-encoder"]}, chosen_recipe(dataset)
+    )
     overrides[FEDERATED]["evaluation.personalize"] = PERSONALIZE
     cfg.compare.overrides = {
         row: [f"{k}={json.dumps(v)}" for k, v in o.items()] for row, o in overrides.items()

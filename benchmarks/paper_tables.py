@@ -283,6 +283,53 @@ def _mean_sd(vals: list[float]) -> str:
     return f"{100 * statistics.mean(vals):.1f} ± {100 * sd:.1f}"
 
 
+def shortfall_lines(rows: dict[str, dict]) -> list[str]:
+    """Where the federated prompt-encoder trails monolingual (on average or on the
+    low-resource group): the classes it recalls far less, and its dev curve's largest fall."""
+    fed, mono = rows.get("federated:prompt-encoder"), rows.get("monolingual:prompt-encoder")
+    if fed is None or mono is None:
+        return []
+    fa, ma = fed["averages"], mono["averages"]
+    keys = ("average", "low_resource_average")
+    if all(fa.get(k) is None or fa[k] >= ma[k] for k in keys):
+        return []
+    rec_f, rec_m = _recall(fed), _recall(mono)
+    n_lang = len(fed["languages"])
+    holders = {
+        c: sum(1 for s in fed["languages"].values() if s.get("recall", {}).get(c) is not None)
+        for c in rec_f
+    }
+    worse = sorted((c for c in rec_f if rec_f[c] < rec_m.get(c, 0) - 0.15), key=rec_f.get)
+    never = [
+        sum(1 for s in r["languages"].values() if s.get("never_predicted")) for r in (fed, mono)
+    ]
+    text = (
+        "**Where federated prompt tuning falls short (seed 0):** "
+        + (
+            "classes it recalls at least 15 points less than the monolingual models: "
+            + ", ".join(
+                f"{c} {100 * rec_f[c]:.0f} vs {100 * rec_m.get(c, 0):.0f} (a class of "
+                f"{holders[c]} of {n_lang} languages)"
+                for c in worse
+            )
+            + "; "
+            if worse
+            else ""
+        )
+        + f"languages whose test predictions miss a class: {never[0]} federated, {never[1]} "
+        "monolingual"
+    )
+    dev = [c["dev"] for c in fed.get("curve", []) if c.get("dev") is not None]
+    falls = [(dev[i] - dev[i + 1], i + 1) for i in range(len(dev) - 1)]
+    if falls and max(falls)[0] > 0.05:
+        drop, r = max(falls)
+        text += (
+            f"; its dev average fell from {100 * dev[r - 1]:.1f} to {100 * dev[r]:.1f} "
+            f"between rounds {r} and {r + 1}"
+        )
+    return ["", text + "."]
+
+
 def _recall(r: dict) -> dict[str, float]:
     """Per-class recall averaged over languages (where the class occurs in test)."""
     per = [s.get("recall", {}) for s in r["languages"].values()]
@@ -409,6 +456,7 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
             + " | ".join(f"{100 * rec.get(c, 0):.0f}" for c in classes)
             + f" | {never} |"
         )
+    lines += shortfall_lines(rows)
     lines += [
         "",
         "## Learning curves: dev average accuracy per round (seed 0)",
