@@ -372,6 +372,12 @@ def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
         for m, c in methods.items():
             tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in c["measured"].items())
             choice.append(f"- {m}: **lr {c['lr']:g}** ({tried})")
+    table = table_recipe(rows)
+    if any(len(c["measured"]) > 1 for c in table.values()):
+        choice += ["", f"Paper table on {dataset} (benchmarks/paper_tables.py takes these):", ""]
+        for kind, c in table.items():
+            tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in c["measured"].items())
+            choice.append(f"- {kind}: **{c['candidate']}** ({tried or 'the default: none run'})")
     write_text(RESULTS / f"recipe_sweep_{dataset}.md", "\n".join(head + verdict + choice) + "\n")
     write_json(
         RESULTS / f"recipe_sweep_{dataset}.json",
