@@ -13,6 +13,8 @@ adjustment 0.5, and each method's learning rate as measured on SIB-200 dev
 
 Usage:  .venv/bin/python benchmarks/paper_tables.py sib200 [--seeds 0,1,2] [--rows ...]
         .venv/bin/python benchmarks/paper_tables.py sib200 --report   (finished rows only)
+A row whose settings a later dev choice changed counts as pending; `--set-aside-stale`
+moves its old run aside and runs it again.
 Rows are run directories (benchmarks/runs/paper_tables/<dataset>/seed<k>/<row>): an
 interrupted table continues where it stopped, and two processes may run disjoint rows
 of the same table at once (one per core). The results file lists rows still pending.
@@ -204,6 +206,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2", help="the first seed runs every row")
     ap.add_argument("--rows", default=",".join(ROWS), help="paradigm:method rows to run")
     ap.add_argument("--report", action="store_true", help="write results from finished rows")
+    ap.add_argument(
+        "--set-aside-stale",
+        action="store_true",
+        help="move rows run with other settings (a dev choice changed since) to "
+        "<row>.superseded-<n> and run them again",
+    )
     args = ap.parse_args()
     if default_data_root() is None:
         sys.exit("needs ../shared/data or $FEDLINGUA_DATA_ROOT")
@@ -228,8 +236,23 @@ def main() -> None:
                 cfg.compare.overrides = {
                     k: v for k, v in cfg.compare.overrides.items() if k in rows
                 }
+                if args.set_aside_stale:
+                    set_aside_stale(cfg, rows)
                 compare(cfg, rows, log=lambda line: print(line, flush=True))
     write_results(args.dataset, ds, seeds, low)
+
+
+def set_aside_stale(cfg: RunConfig, rows: list[str]) -> None:
+    """Rename the run directories of `rows` made with other settings than `cfg` gives them
+    now (kept for reference, never read by the table)."""
+    for row in rows:
+        path = Path(cfg.output_dir) / cfg.name / row.replace(":", "-")
+        if path.exists() and not stored_row_matches(cfg, *row.split(":")):
+            n = 1
+            while path.with_name(f"{path.name}.superseded-{n}").exists():
+                n += 1
+            path.rename(path.with_name(f"{path.name}.superseded-{n}"))
+            print(f"{path} was run with other settings: moved to {path.name}.superseded-{n}")
 
 
 def finished(cfg: RunConfig, row: str) -> dict | None:

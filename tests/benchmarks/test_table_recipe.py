@@ -43,3 +43,17 @@ def test_the_best_variant_on_dev_sets_every_federated_row_and_the_monolingual_lr
     assert table["federated:lora"]["federation.server_lr"] == 3 * 1e-3
     assert table["monolingual:prompt-encoder"]["train.lr"] == 3e-3
     assert "federation.server_lr" not in table["centralized:prompt-encoder"]
+
+
+def test_a_row_run_with_other_settings_is_set_aside_not_read(tmp_path):
+    from fedlingua.config import RunConfig
+
+    cfg = paper_tables.table_config("xnli", 0, ["sw"], 4)
+    cfg.output_dir = str(tmp_path)
+    row = tmp_path / cfg.name / "federated-prompt-encoder"
+    row.mkdir(parents=True)
+    (row / "config.toml").write_text(RunConfig().to_toml())  # another run's settings
+    assert paper_tables.finished(cfg, "federated:prompt-encoder") is None
+    paper_tables.set_aside_stale(cfg, ["federated:prompt-encoder", "monolingual:prompt-encoder"])
+    assert not row.exists()
+    assert (tmp_path / cfg.name / "federated-prompt-encoder.superseded-1" / "config.toml").exists()
