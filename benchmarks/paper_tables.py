@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import verdict  # noqa: E402
 from recipe_sweep import RESULTS as SWEEP_RESULTS  # noqa: E402
-from recipe_sweep import method_choice, table_recipe  # noqa: E402
+from recipe_sweep import TABLE_SWEEPS, method_choice, table_recipe  # noqa: E402
 
 RESULTS = HERE / "results"
 RUNS = HERE / "runs" / "paper_tables"
@@ -178,7 +178,7 @@ def chosen_lrs() -> tuple[dict[str, float], dict]:
 def chosen_recipe(dataset: str) -> dict[str, dict]:
     """The federated recipe and monolingual learning rate chosen on this dataset's own dev
     sweep (recipe_sweep.py <dataset>), or the defaults where it has none."""
-    path = SWEEP_RESULTS / f"recipe_sweep_{dataset}.json"
+    path = SWEEP_RESULTS / f"recipe_sweep_{TABLE_SWEEPS.get(dataset, dataset)}.json"
     return table_recipe(json.loads(path.read_text())["rows"] if path.exists() else {})
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 import paper_tables  # noqa: E402
-from recipe_sweep import FEDERATED_VARIANTS, table_recipe  # noqa: E402
+from recipe_sweep import table_recipe  # noqa: E402
 
 LRS = {"prompt-encoder": 1e-2, "lora": 1e-3}
 
@@ -37,7 +37,11 @@ def test_the_best_variant_on_dev_sets_every_federated_row_and_the_monolingual_lr
     }
     recipe = table_recipe(rows)
     assert recipe["federated"]["candidate"] == "fedadam0.03-adamw-la0.5"
-    assert set(recipe["federated"]["measured"]) == set(FEDERATED_VARIANTS)
+    assert set(recipe["federated"]["measured"]) == {
+        "fedadam-adamw-la0.5",
+        "fedadam0.03-adamw-la0.5",
+        "fedadam-adamw-la1",
+    }
     table = paper_tables.row_overrides("masakhanews", 4, LRS, recipe)
     assert table["federated:prompt-encoder"]["federation.server_lr"] == 3 * 1e-2
     assert table["federated:lora"]["federation.server_lr"] == 3 * 1e-3
