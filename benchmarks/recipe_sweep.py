@@ -390,8 +390,9 @@ def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
             tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in c["measured"].items())
             choice.append(f"- {m}: **lr {c['lr']:g}** ({tried})")
     table = table_recipe(rows)
-    if any(len(c["measured"]) > 1 for c in table.values()):
-        choice += ["", f"Paper table on {dataset} (benchmarks/paper_tables.py takes these):", ""]
+    tables = [t for t, d in TABLE_SWEEPS.items() if d == dataset]
+    if tables and any(len(c["measured"]) > 1 for c in table.values()):
+        choice += ["", f"Paper table on {tables[0]} (benchmarks/paper_tables.py takes these):", ""]
         for kind, c in table.items():
             tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in c["measured"].items())
             choice.append(f"- {kind}: **{c['candidate']}** ({tried or 'the default: none run'})")

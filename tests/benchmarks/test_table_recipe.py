@@ -61,3 +61,13 @@ def test_a_row_run_with_other_settings_is_set_aside_not_read(tmp_path):
     paper_tables.set_aside_stale(cfg, ["federated:prompt-encoder", "monolingual:prompt-encoder"])
     assert not row.exists()
     assert (tmp_path / cfg.name / "federated-prompt-encoder.superseded-1" / "config.toml").exists()
+
+
+def test_a_fedavg_variant_changes_the_strategy_of_every_federated_row():
+    recipe = table_recipe({"fedavg-adamw-la1": {"dev_average": 0.7}})
+    table = paper_tables.row_overrides("masakhanews", 4, LRS, recipe)
+    for row in ("federated:prompt-encoder", "federated:lora"):
+        assert table[row]["federation.strategy"] == "fedavg"
+        assert table[row]["train.logit_adjustment"] == 1.0
+        assert "federation.server_lr" not in table[row]
+    assert table["monolingual:prompt-encoder"]["train.logit_adjustment"] == 0.0
