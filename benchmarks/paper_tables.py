@@ -560,15 +560,17 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
 def _recipe_note(dataset: str, recipe: dict[str, dict]) -> str:
     """The federated recipe in words, with the dev figures that chose it on this dataset."""
     fed = recipe["federated"]
-    step = fed["settings"].get("server_step_x_lr", 10)
     tau = fed["settings"].get("train.logit_adjustment", 0.5)
-    text = (
-        f"FedAdam (server step {step:g}x the clients' learning rate), clients' logit "
-        f"adjustment {tau:g}"
-    )
+    if fed["settings"].get("federation.strategy", "fedadam") == "fedavg":
+        text = "FedAvg"
+    else:
+        step = fed["settings"].get("server_step_x_lr", 10)
+        text = f"FedAdam (server step {step:g}x the clients' learning rate)"
+    text += f", clients' logit adjustment {tau:g}"
     if len(fed["measured"]) > 1:
         tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in fed["measured"].items())
-        text += f", the best of its variants on {dataset} dev ({tried})"
+        sweep = f"recipe_sweep_{TABLE_SWEEPS.get(dataset, dataset)}.md"
+        text += f", the best of its variants on this dataset's dev ({sweep}: {tried})"
     return text
 
 
