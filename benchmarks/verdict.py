@@ -119,8 +119,9 @@ class Table:
         return cell + "; largest: " + ", ".join(f"{x} {100 * self.gap(x):+.1f}" for x in best)
 
     def stabler(self) -> str:
-        f_s, m_s = self.seeds(FED), self.seeds(MONO)
-        if not self.ok or len(f_s) < 2 or len(m_s) < 2:
+        common = {r["seed"] for r in self.seeds(FED)} & {r["seed"] for r in self.seeds(MONO)}
+        f_s, m_s = ([r for r in self.seeds(row) if r["seed"] in common] for row in (FED, MONO))
+        if not self.ok or len(common) < 2:
             return "pending (seeds 1 and 2 not run yet)"
 
         def spread(runs: list[dict]) -> float:
