@@ -71,10 +71,8 @@ def compare(
     results: list[dict] = []
     shared: Experiment | None = None  # backbone, data and encodings shared by the rows
     for paradigm, method in pairs:
-        row_cfg = _row_config(cfg, paradigm, method)
-        row_cfg.output_dir, row_cfg.name = str(folder), f"{paradigm}-{method}"
+        row_cfg, rundir = _row_run(cfg, paradigm, method)
         row_cfg.validate()
-        rundir = RunDir(folder / row_cfg.name)
         if rundir.config_path.exists() and not _same_row(rundir.config_path, row_cfg):
             raise ConfigError(
                 f"{rundir.path} holds a run with a different config: choose another "
@@ -104,11 +102,16 @@ def compare(
 def stored_row_matches(cfg: RunConfig, paradigm: str, method: str) -> bool:
     """Whether the comparison `cfg` holds a run of this row with the row's current config
     (False when the row has no run yet or was run with other settings)."""
+    row_cfg, rundir = _row_run(cfg, paradigm, method)
+    return rundir.config_path.exists() and _same_row(rundir.config_path, row_cfg)
+
+
+def _row_run(cfg: RunConfig, paradigm: str, method: str) -> tuple[RunConfig, RunDir]:
+    """A row's config, named and placed in the comparison's folder, and its run directory."""
     folder = Path(cfg.output_dir) / (cfg.name or "compare")
     row_cfg = _row_config(cfg, paradigm, method)
     row_cfg.output_dir, row_cfg.name = str(folder), f"{paradigm}-{method}"
-    stored = RunDir(folder / row_cfg.name).config_path
-    return stored.exists() and _same_row(stored, row_cfg)
+    return row_cfg, RunDir(folder / row_cfg.name)
 
 
 def _row_config(cfg: RunConfig, paradigm: str, method: str) -> RunConfig:
