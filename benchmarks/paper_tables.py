@@ -246,7 +246,7 @@ def set_aside_stale(cfg: RunConfig, rows: list[str]) -> None:
     """Rename the run directories of `rows` made with other settings than `cfg` gives them
     now (kept for reference, never read by the table)."""
     for row in rows:
-        path = Path(cfg.output_dir) / cfg.name / row.replace(":", "-")
+        path = _row_dir(cfg, row)
         if path.exists() and not stored_row_matches(cfg, *row.split(":")):
             n = 1
             while path.with_name(f"{path.name}.superseded-{n}").exists():
@@ -260,7 +260,11 @@ def finished(cfg: RunConfig, row: str) -> dict | None:
     run made with other settings, before a dev choice changed them, counts as pending)."""
     if not stored_row_matches(cfg, *row.split(":")):
         return None
-    return RunDir(Path(cfg.output_dir) / cfg.name / row.replace(":", "-")).results()
+    return RunDir(_row_dir(cfg, row)).results()
+
+
+def _row_dir(cfg: RunConfig, row: str) -> Path:
+    return Path(cfg.output_dir) / cfg.name / row.replace(":", "-")
 
 
 def _rounds(selected) -> str:
@@ -326,30 +330,29 @@ def shortfall_lines(rows: dict[str, dict]) -> list[str]:
     never = [
         sum(1 for s in r["languages"].values() if s.get("never_predicted")) for r in (fed, mono)
     ]
-    text = (
-        "**Where federated prompt tuning falls short (seed 0):** "
-        + (
+    parts = []
+    if worse:
+        parts.append(
             "classes it recalls at least 15 points less than the monolingual models: "
             + ", ".join(
                 f"{c} {100 * rec_f[c]:.0f} vs {100 * rec_m.get(c, 0):.0f} (a class of "
                 f"{holders[c]} of {n_lang} languages)"
                 for c in worse
             )
-            + "; "
-            if worse
-            else ""
         )
-        + f"languages whose test predictions miss a class: {never[0]} federated, {never[1]} "
+    parts.append(
+        f"languages whose test predictions miss a class: {never[0]} federated, {never[1]} "
         "monolingual"
     )
     dev = [c["dev"] for c in fed.get("curve", []) if c.get("dev") is not None]
     falls = [(dev[i] - dev[i + 1], i + 1) for i in range(len(dev) - 1)]
     if falls and max(falls)[0] > 0.05:
-        drop, r = max(falls)
-        text += (
-            f"; its dev average fell from {100 * dev[r - 1]:.1f} to {100 * dev[r]:.1f} "
+        _, r = max(falls)
+        parts.append(
+            f"its dev average fell from {100 * dev[r - 1]:.1f} to {100 * dev[r]:.1f} "
             f"between rounds {r} and {r + 1}"
         )
+    text = "**Where federated prompt tuning falls short (seed 0):** " + "; ".join(parts)
     return ["", text + "."]
 
 
