@@ -26,7 +26,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from fedlingua.config import RunConfig
 from fedlingua.engine import run
 from fedlingua.io import write_json, write_text
 from fedlingua.report import RunDir
-from fedlingua.runtime import environment
+from fedlingua.runtime import configure_threads, environment
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs" / "recipe_sweep"
@@ -333,7 +332,8 @@ def _personalized_dev(results: dict) -> float | None:
     return statistics.mean(dev.values()) if dev else None
 
 
-def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
+def write_results(dataset: str, rows: dict[str, dict]) -> None:
+    command = reproducing_command(dataset, rows)
     low = DATASETS[dataset]["overrides"]["data.low_resource"]
     ranked = sorted(rows.items(), key=lambda kv: -kv[1]["dev_average"])
     federated = [(n, r) for n, r in ranked if not n.startswith(("mono", "cent", *METHOD_LRS))]
@@ -342,7 +342,8 @@ def write_results(dataset: str, rows: dict[str, dict], command: str) -> None:
     head = [
         f"# Recipe sweep on {dataset} dev",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}` (each row is a run directory; sittings may run disjoint "
+        "`--only` lists, and each rewrites this file from every row measured so far).",
         "",
         DATASETS[dataset]["note"],
         f"Every candidate: e5-small, at most {ROUNDS} rounds of {LOCAL_STEPS} local steps "
@@ -410,35 +411,65 @@ def main() -> None:
     parser.add_argument("dataset", choices=sorted(DATASETS))
     parser.add_argument("--only", help="comma-separated candidate names (default: all)")
     parser.add_argument(
-        "--report-only", action="store_true", help="rewrite the .md from the committed .json"
+        "--report-only",
+        action="store_true",
+        help="rewrite the results from the rows measured so far (committed or on disk)",
     )
     args = parser.parse_args()
-    if args.report_only:
-        saved = json.loads((RESULTS / f"recipe_sweep_{args.dataset}.json").read_text())
-        write_results(args.dataset, saved["rows"], saved["command"])
-        return
     os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    configure_threads()  # the environment written with the results names the sweep's threads
+    if args.report_only:
+        low = DATASETS[args.dataset]["overrides"]["data.low_resource"]
+        _write_merged(args.dataset, low, {})
+        return
     names = args.only.split(",") if args.only else list(CANDIDATES)
     unknown = sorted(set(names) - set(CANDIDATES))
     if unknown:
         raise SystemExit(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
-    command = "python benchmarks/recipe_sweep.py " + " ".join(sys.argv[1:])
     low = DATASETS[args.dataset]["overrides"]["data.low_resource"]
-    done = _committed_rows(args.dataset)
+    for name in names:  # in the order given; measured rows are read back, not rerun
+        if name not in _measured_rows(args.dataset, low):
+            path = run_candidate(args.dataset, name)
+            row = dev_summary(path, low) | {"config_key": _config_key(args.dataset, name)}
+            _write_merged(args.dataset, low, {name: row})
+    _write_merged(args.dataset, low, {})
+
+
+def _measured_rows(dataset: str, low: list[str]) -> dict[str, dict]:
+    """Every candidate measured on today's settings: the committed results, as the last
+    sitting to write them left them, then any finished run directory they lack (another
+    sitting's candidate that finished after its last write)."""
+    saved = _committed_results(dataset)
     rows: dict[str, dict] = {}
-    for name in CANDIDATES:  # rows already measured: committed, or a finished run directory
-        key = _config_key(args.dataset, name)
-        if name in done and done[name].get("config_key") == key:
-            rows[name] = done[name]  # measured in an earlier sitting (committed results)
-        elif name not in names and RunDir(RUNS / args.dataset / name).results() is not None:
-            rows[name] = dev_summary(RUNS / args.dataset / name, low) | {"config_key": key}
-    for name in names:  # then the named candidates, in the order given
-        if name in rows:
-            continue
-        path = run_candidate(args.dataset, name)
-        rows[name] = dev_summary(path, low) | {"config_key": _config_key(args.dataset, name)}
-        write_results(args.dataset, rows, command)
-    write_results(args.dataset, rows, command)
+    for name in CANDIDATES:
+        key = _config_key(dataset, name)
+        committed = saved.get("rows", {}).get(name)
+        if committed and committed.get("config_key") == key:
+            rows[name] = committed
+        elif _finished_here(dataset, name):
+            rows[name] = dev_summary(RUNS / dataset / name, low) | {"config_key": key}
+    return rows
+
+
+def _finished_here(dataset: str, name: str) -> bool:
+    rundir = RunDir(RUNS / dataset / name)
+    return (
+        rundir.results() is not None
+        and rundir.config_path.read_text() == config(dataset, name).to_toml()
+    )
+
+
+def _write_merged(dataset: str, low: list[str], fresh: dict[str, dict]) -> None:
+    """Rewrite the results from every measured row, read again just before writing, so
+    two sittings on one dataset never drop each other's rows."""
+    write_results(dataset, _measured_rows(dataset, low) | fresh)
+
+
+def reproducing_command(dataset: str, rows: dict[str, dict]) -> str:
+    """The command that measures exactly these rows (all candidates: no `--only`)."""
+    names = [n for n in CANDIDATES if n in rows]
+    only = "" if len(names) == len(CANDIDATES) else f" --only {','.join(names)}"
+    return f"python benchmarks/recipe_sweep.py {dataset}{only}"
 
 
 # The datasets whose dev results choose the defaults (the demo's CLDR budget and SIB-200).
@@ -491,9 +522,13 @@ def _config_key(dataset: str, name: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _committed_rows(dataset: str) -> dict[str, dict]:
+def _committed_results(dataset: str) -> dict:
     path = RESULTS / f"recipe_sweep_{dataset}.json"
-    return json.loads(path.read_text())["rows"] if path.exists() else {}
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _committed_rows(dataset: str) -> dict[str, dict]:
+    return _committed_results(dataset).get("rows", {})
 
 
 if __name__ == "__main__":

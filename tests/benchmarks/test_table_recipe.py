@@ -71,3 +71,38 @@ def test_a_fedavg_variant_changes_the_strategy_of_every_federated_row():
         assert table[row]["train.logit_adjustment"] == 1.0
         assert "federation.server_lr" not in table[row]
     assert table["monolingual:prompt-encoder"]["train.logit_adjustment"] == 0.0
+
+
+def test_two_sittings_on_one_dataset_keep_each_others_rows(tmp_path, monkeypatch):
+    import recipe_sweep as sweep
+
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path)
+    monkeypatch.setattr(sweep, "RUNS", tmp_path / "runs")  # no run directories
+    low = sweep.DATASETS["masakhanews-16"]["overrides"]["data.low_resource"]
+
+    def row(name: str, dev: float) -> dict:
+        return {
+            "dev_average": dev,
+            "dev_low_resource": dev,
+            "recall_per_class": {},
+            "never_predicted": {},
+            "selected_round": 1,
+            "rounds_run": 1,
+            "wall_s": 1.0,
+            "config_key": sweep._config_key("masakhanews-16", name),
+        }
+
+    # each sitting writes after its own candidate, from what the file holds just then
+    sweep._write_merged("masakhanews-16", low, {"fedavg-adamw-la1": row("fedavg-adamw-la1", 0.7)})
+    sweep._write_merged("masakhanews-16", low, {"fedadam-adamw-la1": row("fedadam-adamw-la1", 0.6)})
+    kept = sweep._committed_results("masakhanews-16")
+    assert set(kept["rows"]) == {"fedavg-adamw-la1", "fedadam-adamw-la1"}
+    # the command at the top measures exactly those rows, in the sweep's order
+    assert kept["command"] == (
+        "python benchmarks/recipe_sweep.py masakhanews-16 "
+        "--only fedavg-adamw-la1,fedadam-adamw-la1"
+    )
+    # a row measured on other settings (a stale config key) is dropped, not shown
+    stale = kept["rows"]["fedadam-adamw-la1"] | {"config_key": "0" * 16}
+    sweep.write_results("masakhanews-16", kept["rows"] | {"fedadam-adamw-la1": stale})
+    assert set(sweep._measured_rows("masakhanews-16", low)) == {"fedavg-adamw-la1"}
