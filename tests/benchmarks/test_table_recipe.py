@@ -99,8 +99,7 @@ def test_two_sittings_on_one_dataset_keep_each_others_rows(tmp_path, monkeypatch
     assert set(kept["rows"]) == {"fedavg-adamw-la1", "fedadam-adamw-la1"}
     # the command at the top measures exactly those rows, in the sweep's order
     assert kept["command"] == (
-        "python benchmarks/recipe_sweep.py masakhanews-16 "
-        "--only fedavg-adamw-la1,fedadam-adamw-la1"
+        "python benchmarks/recipe_sweep.py masakhanews-16 --only fedavg-adamw-la1,fedadam-adamw-la1"
     )
     # a row measured on other settings (a stale config key) is dropped, not shown
     stale = kept["rows"]["fedadam-adamw-la1"] | {"config_key": "0" * 16}
