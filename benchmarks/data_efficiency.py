@@ -37,7 +37,7 @@ from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
 from fedlingua.report import RunDir
-from fedlingua.runtime import environment
+from fedlingua.runtime import configure_threads, environment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -452,6 +452,7 @@ def main() -> None:
     if default_data_root() is None:
         sys.exit("needs ../shared/data or $FEDLINGUA_DATA_ROOT")
     os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    configure_threads()  # the environment in the results names the runs' threads
     meta = {}
     for dataset in SIZES:
         langs, low, upstream = dataset_languages(dataset)

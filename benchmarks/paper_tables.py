@@ -7,12 +7,14 @@ federated prompt-encoder rows with two more seeds. Every row trains at most ROUN
 of LOCAL_STEPS steps, is scored on dev after every round, stops after PATIENCE rounds
 without a better dev accuracy, and is reported on test once, at its best dev round.
 
-The recipe is the one chosen on dev (benchmarks/recipe_sweep.py): FedAdam, logit
-adjustment 0.5, and each method's learning rate as measured on SIB-200 dev
-(results/recipe_sweep_sib200.json); no setting is read from a test score.
+The recipe is chosen on dev (benchmarks/recipe_sweep.py): each method's learning rate
+on SIB-200 dev, and the federated strategy and logit adjustment on the dataset's own dev
+sweep where it has one (TABLE_SWEEPS); no setting is read from a test score.
 
 Usage:  .venv/bin/python benchmarks/paper_tables.py sib200 [--seeds 0,1,2] [--rows ...]
         .venv/bin/python benchmarks/paper_tables.py sib200 --report   (finished rows only)
+`--seeds` chooses what a sitting runs; the results always cover the table's SEEDS (the
+first for every row, all of them for the stability rows), whichever seeds ran.
 A row whose settings a later dev choice changed counts as pending; `--set-aside-stale`
 moves its old run aside and runs it again.
 Rows are run directories (benchmarks/runs/paper_tables/<dataset>/seed<k>/<row>): an
@@ -35,7 +37,7 @@ from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
 from fedlingua.report import RunDir
-from fedlingua.runtime import environment
+from fedlingua.runtime import configure_threads, environment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -54,6 +56,7 @@ ROWS = [
     "federated:full",
 ]
 STABILITY_ROWS = ["monolingual:prompt-encoder", "federated:prompt-encoder"]
+SEEDS = [0, 1, 2]  # the first runs every row; the others the stability rows
 ROUNDS, LOCAL_STEPS, BATCH, PATIENCE, PERSONALIZE = 20, 4, 16, 4, 8
 SIB_HIGH = [
     "eng_Latn",
@@ -203,7 +206,11 @@ def table_config(dataset: str, seed: int, low: list[str], n_clients: int) -> Run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset", choices=sorted(BUDGETS))
-    ap.add_argument("--seeds", default="0,1,2", help="the first seed runs every row")
+    ap.add_argument(
+        "--seeds",
+        default=",".join(map(str, SEEDS)),
+        help=f"seeds this sitting runs (seed {SEEDS[0]} every row, others the stability rows)",
+    )
     ap.add_argument("--rows", default=",".join(ROWS), help="paradigm:method rows to run")
     ap.add_argument("--report", action="store_true", help="write results from finished rows")
     ap.add_argument(
@@ -216,6 +223,7 @@ def main() -> None:
     if default_data_root() is None:
         sys.exit("needs ../shared/data or $FEDLINGUA_DATA_ROOT")
     os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    configure_threads()  # the environment in the results names the runs' threads
     seeds = [int(s) for s in args.seeds.split(",")]
     ds = load_dataset(args.dataset)
     langs = ds.languages()
@@ -229,8 +237,8 @@ def main() -> None:
                 f"rows {missing} need their learning rate from the dev sweep: run "
                 "benchmarks/recipe_sweep.py sib200 first"
             )
-        for i, seed in enumerate(seeds):
-            rows = [r for r in wanted if i == 0 or r in STABILITY_ROWS]
+        for seed in seeds:
+            rows = rows_to_run(seed, wanted)
             if rows:
                 cfg = table_config(args.dataset, seed, low, len(langs))
                 cfg.compare.overrides = {
@@ -239,7 +247,18 @@ def main() -> None:
                 if args.set_aside_stale:
                     set_aside_stale(cfg, rows)
                 compare(cfg, rows, log=lambda line: print(line, flush=True))
-    write_results(args.dataset, ds, seeds, low)
+    write_results(args.dataset, ds, reported_seeds(seeds), low)
+
+
+def rows_to_run(seed: int, wanted: list[str]) -> list[str]:
+    """The first table seed runs every wanted row; the other seeds the stability rows."""
+    return [r for r in wanted if seed == SEEDS[0] or r in STABILITY_ROWS]
+
+
+def reported_seeds(run: list[int]) -> list[int]:
+    """The results cover the table's seeds whichever a sitting ran (a sitting on seeds 1,2
+    must not report seed 1 as the table's main seed), plus any extra seed it ran."""
+    return SEEDS + [s for s in run if s not in SEEDS]
 
 
 def set_aside_stale(cfg: RunConfig, rows: list[str]) -> None:

@@ -220,6 +220,7 @@ def main() -> None:
     if default_data_root() is None:
         sys.exit("needs ../shared/data or $FEDLINGUA_DATA_ROOT")
     os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    configure_threads()  # the environment in the results names the runs' threads
     langs = args.languages.split(",") if args.languages else load_dataset(DATASET).languages()
     unseen = held_back(langs)
     clients = [x for x in langs if x not in unseen]

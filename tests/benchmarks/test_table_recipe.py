@@ -105,3 +105,13 @@ def test_two_sittings_on_one_dataset_keep_each_others_rows(tmp_path, monkeypatch
     stale = kept["rows"]["fedadam-adamw-la1"] | {"config_key": "0" * 16}
     sweep.write_results("masakhanews-16", kept["rows"] | {"fedadam-adamw-la1": stale})
     assert set(sweep._measured_rows("masakhanews-16", low)) == {"fedavg-adamw-la1"}
+
+
+def test_a_sitting_on_later_seeds_runs_only_the_stability_rows_and_reports_every_seed():
+    every = paper_tables.ROWS
+    assert paper_tables.rows_to_run(0, every) == every
+    assert paper_tables.rows_to_run(2, every) == [
+        r for r in every if r in paper_tables.STABILITY_ROWS
+    ]
+    assert paper_tables.reported_seeds([1, 2]) == [0, 1, 2]  # seed 0 stays the main one
+    assert paper_tables.reported_seeds([2, 3]) == [0, 1, 2, 3]
