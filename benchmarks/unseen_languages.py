@@ -68,6 +68,7 @@ from paper_tables import (  # noqa: E402
     chosen_lrs,
     chosen_recipe,
     low_resource,
+    reported_seeds,
     row_overrides,
     table_config,
 )
@@ -235,7 +236,7 @@ def main() -> None:
             )
         for seed in seeds:
             run_seed(seed, clients, unseen, rows, args)
-    write_results(collect(args.runs, seeds, unseen), clients, unseen, args)
+    write_results(collect(args.runs, reported_seeds(seeds), unseen), clients, unseen, args)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -357,7 +358,8 @@ def write_results(data: dict, clients: list[str], unseen: list[str], args) -> No
 
 
 def command(args) -> str:
-    parts = ["python benchmarks/unseen_languages.py", f"--seeds {args.seeds}"]
+    seeds = reported_seeds([int(s) for s in args.seeds.split(",")])
+    parts = ["python benchmarks/unseen_languages.py", f"--seeds {','.join(map(str, seeds))}"]
     for flag, value, default in (
         ("--model", args.model, "e5-small"),
         ("--languages", args.languages, None),
