@@ -296,6 +296,28 @@ def _rounds(selected) -> str:
     return f"median {statistics.median(values):g} ({values[0]}-{values[-1]})"
 
 
+def at_the_cap(rows: dict[str, dict]) -> list[str]:
+    """Rows whose best dev round was the last one allowed: still improving when the
+    budget ended, so their figure is not a converged one."""
+    parts = []
+    for key, r in rows.items():
+        selected = r.get("selected_round")
+        if isinstance(selected, dict):  # monolingual: one model per language
+            n = sum(1 for v in selected.values() if v == ROUNDS)
+            if n:
+                parts.append(f"{key.replace(':', ' ')} on {n} of {len(selected)} languages")
+        elif selected == ROUNDS:
+            parts.append(key.replace(":", " "))
+    if not parts:
+        return []
+    return [
+        "",
+        f"**Still improving at the cap:** the best dev round was the last allowed ({ROUNDS}) "
+        f"for {', '.join(parts)}; more rounds might raise these figures (every row has the "
+        "same maximum).",
+    ]
+
+
 def head_to_head(rows: dict[str, dict], order: list[str]) -> list[str]:
     """Federated vs monolingual prompt-encoder, language by language."""
     fed, mono = rows.get("federated:prompt-encoder"), rows.get("monolingual:prompt-encoder")
@@ -464,6 +486,7 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
             f"{r['parameters']['trainable']:,} | {comm['bytes_total'] / 1e6:.2f} | "
             f"{comm['bytes_up_per_client_round'] / 1e6:.3f} | {r['time']['wall_s'] / 60:.0f} |"
         )
+    lines += at_the_cap(rows)
     per_round = {
         k: r["communication"]["bytes_up_per_client_round"]
         for k, r in rows.items()

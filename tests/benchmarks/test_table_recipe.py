@@ -115,3 +115,16 @@ def test_a_sitting_on_later_seeds_runs_only_the_stability_rows_and_reports_every
     ]
     assert paper_tables.reported_seeds([1, 2]) == [0, 1, 2]  # seed 0 stays the main one
     assert paper_tables.reported_seeds([2, 3]) == [0, 1, 2, 3]
+
+
+def test_rows_still_improving_at_the_last_round_are_named():
+    cap = paper_tables.ROUNDS
+    rows = {
+        "federated:lora": {"selected_round": cap},
+        "federated:prompt-encoder": {"selected_round": cap - 3},
+        "monolingual:prompt-encoder": {"selected_round": {"sw": cap, "ur": 2, "fr": cap}},
+    }
+    text = " ".join(paper_tables.at_the_cap(rows))
+    assert "federated lora" in text and "prompt-encoder on 2 of 3 languages" in text
+    assert "federated prompt-encoder" not in text
+    assert paper_tables.at_the_cap({"federated:lora": {"selected_round": 1}}) == []
