@@ -302,6 +302,8 @@ def at_the_cap(rows: dict[str, dict]) -> list[str]:
     parts = []
     for key, r in rows.items():
         selected = r.get("selected_round")
+        if isinstance(selected, dict) and len(set(selected.values())) == 1:
+            selected = next(iter(selected.values()))  # one model: every language's round
         if isinstance(selected, dict):  # monolingual: one model per language
             n = sum(1 for v in selected.values() if v == ROUNDS)
             if n:

@@ -122,9 +122,11 @@ def test_rows_still_improving_at_the_last_round_are_named():
     rows = {
         "federated:lora": {"selected_round": cap},
         "federated:prompt-encoder": {"selected_round": cap - 3},
+        "federated:full": {"selected_round": {"sw": cap, "ur": cap}},  # one model: its round
         "monolingual:prompt-encoder": {"selected_round": {"sw": cap, "ur": 2, "fr": cap}},
     }
     text = " ".join(paper_tables.at_the_cap(rows))
     assert "federated lora" in text and "prompt-encoder on 2 of 3 languages" in text
+    assert "federated full," in text and "full on" not in text  # not "on 2 of 2 languages"
     assert "federated prompt-encoder" not in text
     assert paper_tables.at_the_cap({"federated:lora": {"selected_round": 1}}) == []
