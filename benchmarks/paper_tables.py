@@ -349,8 +349,9 @@ def _pct(x: float | None) -> str:
 def _mean_sd(vals: list[float]) -> str:
     if not vals:
         return "-"
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{100 * statistics.mean(vals):.1f} ± {100 * sd:.1f}"
+    if len(vals) == 1:  # no spread to show: "± 0.0" would read as a measured one
+        return f"{100 * vals[0]:.1f} (one seed)"
+    return f"{100 * statistics.mean(vals):.1f} ± {100 * statistics.stdev(vals):.1f}"
 
 
 def shortfall_lines(rows: dict[str, dict]) -> list[str]:

@@ -46,6 +46,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _seed_list(rows: list[dict]) -> str:
+    return "seed" + ("s " if len(rows) > 1 else " ") + ",".join(str(r["seed"]) for r in rows)
+
+
 def _ms(vals: list[float]) -> str:
     sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
     return f"{100 * statistics.mean(vals):.1f} ± {100 * sd:.1f}"
@@ -99,8 +103,8 @@ class Table:
         f_s, m_s = self.seeds(FED), self.seeds(MONO)
         if len(f_s) > 1 and len(m_s) > 1:
             cell += (
-                f"; seeds {','.join(str(r['seed']) for r in f_s)}: "
-                f"{_ms([r['average'] for r in f_s])} vs {_ms([r['average'] for r in m_s])}"
+                f"; over seeds: {_ms([r['average'] for r in f_s])} ({_seed_list(f_s)}) vs "
+                f"{_ms([r['average'] for r in m_s])} ({_seed_list(m_s)})"
             )
         return cell
 
