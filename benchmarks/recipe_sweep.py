@@ -419,8 +419,7 @@ def main() -> None:
     os.environ.setdefault("FEDLINGUA_THREADS", "1")
     configure_threads()  # the environment written with the results names the sweep's threads
     if args.report_only:
-        low = DATASETS[args.dataset]["overrides"]["data.low_resource"]
-        _write_merged(args.dataset, low, {})
+        _write_merged(args.dataset, {})
         return
     names = args.only.split(",") if args.only else list(CANDIDATES)
     unknown = sorted(set(names) - set(CANDIDATES))
@@ -428,18 +427,19 @@ def main() -> None:
         raise SystemExit(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
     low = DATASETS[args.dataset]["overrides"]["data.low_resource"]
     for name in names:  # in the order given; measured rows are read back, not rerun
-        if name not in _measured_rows(args.dataset, low):
+        if name not in _measured_rows(args.dataset):
             path = run_candidate(args.dataset, name)
             row = dev_summary(path, low) | {"config_key": _config_key(args.dataset, name)}
-            _write_merged(args.dataset, low, {name: row})
-    _write_merged(args.dataset, low, {})
+            _write_merged(args.dataset, {name: row})
+    _write_merged(args.dataset, {})
 
 
-def _measured_rows(dataset: str, low: list[str]) -> dict[str, dict]:
+def _measured_rows(dataset: str) -> dict[str, dict]:
     """Every candidate measured on today's settings: the committed results, as the last
     sitting to write them left them, then any finished run directory they lack (another
     sitting's candidate that finished after its last write)."""
     saved = _committed_results(dataset)
+    low = DATASETS[dataset]["overrides"]["data.low_resource"]
     rows: dict[str, dict] = {}
     for name in CANDIDATES:
         key = _config_key(dataset, name)
@@ -459,10 +459,10 @@ def _finished_here(dataset: str, name: str) -> bool:
     )
 
 
-def _write_merged(dataset: str, low: list[str], fresh: dict[str, dict]) -> None:
+def _write_merged(dataset: str, fresh: dict[str, dict]) -> None:
     """Rewrite the results from every measured row, read again just before writing, so
     two sittings on one dataset never drop each other's rows."""
-    write_results(dataset, _measured_rows(dataset, low) | fresh)
+    write_results(dataset, _measured_rows(dataset) | fresh)
 
 
 def reproducing_command(dataset: str, rows: dict[str, dict]) -> str:

@@ -78,7 +78,6 @@ def test_two_sittings_on_one_dataset_keep_each_others_rows(tmp_path, monkeypatch
 
     monkeypatch.setattr(sweep, "RESULTS", tmp_path)
     monkeypatch.setattr(sweep, "RUNS", tmp_path / "runs")  # no run directories
-    low = sweep.DATASETS["masakhanews-16"]["overrides"]["data.low_resource"]
 
     def row(name: str, dev: float) -> dict:
         return {
@@ -93,8 +92,8 @@ def test_two_sittings_on_one_dataset_keep_each_others_rows(tmp_path, monkeypatch
         }
 
     # each sitting writes after its own candidate, from what the file holds just then
-    sweep._write_merged("masakhanews-16", low, {"fedavg-adamw-la1": row("fedavg-adamw-la1", 0.7)})
-    sweep._write_merged("masakhanews-16", low, {"fedadam-adamw-la1": row("fedadam-adamw-la1", 0.6)})
+    sweep._write_merged("masakhanews-16", {"fedavg-adamw-la1": row("fedavg-adamw-la1", 0.7)})
+    sweep._write_merged("masakhanews-16", {"fedadam-adamw-la1": row("fedadam-adamw-la1", 0.6)})
     kept = sweep._committed_results("masakhanews-16")
     assert set(kept["rows"]) == {"fedavg-adamw-la1", "fedadam-adamw-la1"}
     # the command at the top measures exactly those rows, in the sweep's order
@@ -104,7 +103,7 @@ def test_two_sittings_on_one_dataset_keep_each_others_rows(tmp_path, monkeypatch
     # a row measured on other settings (a stale config key) is dropped, not shown
     stale = kept["rows"]["fedadam-adamw-la1"] | {"config_key": "0" * 16}
     sweep.write_results("masakhanews-16", kept["rows"] | {"fedadam-adamw-la1": stale})
-    assert set(sweep._measured_rows("masakhanews-16", low)) == {"fedavg-adamw-la1"}
+    assert set(sweep._measured_rows("masakhanews-16")) == {"fedavg-adamw-la1"}
 
 
 def test_a_sitting_on_later_seeds_runs_only_the_stability_rows_and_reports_every_seed():
