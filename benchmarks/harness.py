@@ -9,6 +9,7 @@ sys.path, so `import harness` finds this module from a fresh clone.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,16 @@ if TYPE_CHECKING:  # fedlingua is imported where used: writing results needs no 
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP_STEPS = 2  # the first steps of a process warm up allocators and kernels
+
+
+def one_thread_per_run() -> int:
+    """Run the benchmark's trainings on one torch thread unless $FEDLINGUA_THREADS says
+    otherwise (two sittings then share the two cores), and set it now, so that the
+    environment written with the results names the runs' thread count."""
+    from fedlingua.runtime import configure_threads
+
+    os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    return configure_threads()
 
 
 def client_updates(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -37,10 +36,11 @@ from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
 from fedlingua.report import RunDir
-from fedlingua.runtime import configure_threads, environment
+from fedlingua.runtime import environment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import harness  # noqa: E402
 import verdict  # noqa: E402
 from recipe_sweep import RESULTS as SWEEP_RESULTS  # noqa: E402
 from recipe_sweep import TABLE_SWEEPS, method_choice, table_recipe  # noqa: E402
@@ -222,8 +222,7 @@ def main() -> None:
     args = ap.parse_args()
     if default_data_root() is None:
         sys.exit("needs ../shared/data or $FEDLINGUA_DATA_ROOT")
-    os.environ.setdefault("FEDLINGUA_THREADS", "1")
-    configure_threads()  # the environment in the results names the runs' threads
+    harness.one_thread_per_run()
     seeds = [int(s) for s in args.seeds.split(",")]
     ds = load_dataset(args.dataset)
     langs = ds.languages()

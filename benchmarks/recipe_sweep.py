@@ -23,17 +23,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import statistics
 import time
 from pathlib import Path
 
+import harness
+
 from fedlingua.config import RunConfig
 from fedlingua.engine import run
 from fedlingua.io import write_json, write_text
 from fedlingua.report import RunDir
-from fedlingua.runtime import configure_threads, environment
+from fedlingua.runtime import environment
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs" / "recipe_sweep"
@@ -416,8 +417,7 @@ def main() -> None:
         help="rewrite the results from the rows measured so far (committed or on disk)",
     )
     args = parser.parse_args()
-    os.environ.setdefault("FEDLINGUA_THREADS", "1")
-    configure_threads()  # the environment written with the results names the sweep's threads
+    harness.one_thread_per_run()
     if args.report_only:
         _write_merged(args.dataset, {})
         return

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import statistics
 import sys
 import time
@@ -59,6 +58,7 @@ from fedlingua.runtime import configure_threads, environment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import harness  # noqa: E402
 import verdict  # noqa: E402
 from paper_tables import (  # noqa: E402
     BUDGETS,
@@ -220,8 +220,7 @@ def main() -> None:
     args = ap.parse_args()
     if default_data_root() is None:
         sys.exit("needs ../shared/data or $FEDLINGUA_DATA_ROOT")
-    os.environ.setdefault("FEDLINGUA_THREADS", "1")
-    configure_threads()  # the environment in the results names the runs' threads
+    harness.one_thread_per_run()
     langs = args.languages.split(",") if args.languages else load_dataset(DATASET).languages()
     unseen = held_back(langs)
     clients = [x for x in langs if x not in unseen]
