@@ -190,6 +190,53 @@ def distance_cell(data: dict | None, dataset: str) -> str:
     )
 
 
+def _pending(data: dict) -> str:
+    return f"; pending: {', '.join(map(str, data['pending']))}" if data.get("pending") else ""
+
+
+def unseen_cell() -> str:
+    """Federated vs the best monolingual transfer chosen on dev, on the held-back languages."""
+    data = _load("unseen_languages")
+    seeds = {k: s for k, s in (data or {}).get("seeds", {}).items() if "federated" in s}
+    both = {k: s for k, s in seeds.items() if "mono_dev" in s}
+    if not both:
+        return "not run yet."
+    fed = [s["federated"]["unseen"] for s in both.values()]
+    mono = [s["mono_dev"]["unseen"] for s in both.values()]
+    langs = data["held_back"]
+
+    def lang_mean(key: str, x: str) -> float:
+        return statistics.mean(s[key]["languages"][x] for s in both.values())
+
+    ahead = sum(lang_mean("federated", x) > lang_mean("mono_dev", x) for x in langs)
+    fmt = _ms if len(both) > 1 else (lambda v: _pct(v[0]))
+    cent = [s["centralized"]["unseen"] for s in both.values() if "centralized" in s]
+    held = all(f > m for f, m in zip(fed, mono, strict=True))
+    return (
+        f"{_yes(held)}: held-back average {fmt(fed)} vs {fmt(mono)} for the best monolingual "
+        f"transfer chosen on dev ({100 * statistics.mean(fed) - 100 * statistics.mean(mono):+.1f}"
+        f"), federated ahead on {ahead} of {len(langs)} held-back languages"
+        + (f"; centralized {fmt(cent)}" if len(cent) == len(both) else "")
+        + f"; seed{'s' if len(both) > 1 else ''} {','.join(both)}{_pending(data)}."
+    )
+
+
+def efficiency_cell() -> str:
+    """Per dataset, where the monolingual line catches up with the federated one."""
+    data = _load("data_efficiency")
+    if not data or not data.get("points"):
+        return "not run yet."
+    parts = []
+    for dataset, sizes in data["points"].items():
+        cross = data["crossings"][dataset]["average"]["text"]
+        done = [s for s, rows in sizes.items() if FED in rows and MONO in rows]
+        parts.append(
+            f"{TABLES.get(dataset, dataset)}: {cross} (sizes with both rows: "
+            f"{', '.join(done) or 'none'})"
+        )
+    return "; ".join(parts) + f"; seed 0{_pending(data)}."
+
+
 def render() -> str:
     tables = {d: Table(d, _load(d)) for d in TABLES}
     claims = [
@@ -211,20 +258,12 @@ def render() -> str:
         + " | ".join(distance_cell(distance, d) for d in tables)
         + " |"
     )
-    extra = []
-    for name, claim in (
-        ("unseen_languages", "federated prompt tuning generalizes to languages no client holds"),
-        ("data_efficiency", "federated prompt tuning needs fewer examples per client"),
-    ):
-        data = _load(name)
-        state = (
-            "not run yet"
-            if data is None or not data.get("seeds" if name == "unseen_languages" else "points")
-            else ("partial, pending: " + ", ".join(map(str, data["pending"])))
-            if data.get("pending")
-            else "finished"
-        )
-        extra.append(f"- {claim}: [{name}.md](results/{name}.md), {state}.")
+    extra = [
+        "- federated prompt tuning generalizes to languages no client holds "
+        f"([unseen_languages.md](results/unseen_languages.md)): {unseen_cell()}",
+        "- federated prompt tuning needs fewer examples per client "
+        f"([data_efficiency.md](results/data_efficiency.md)): {efficiency_cell()}",
+    ]
     return "\n".join([START, *lines, "", *extra, END])
 
 

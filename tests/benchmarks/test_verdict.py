@@ -74,3 +74,43 @@ def test_readme_verdict_block_matches_the_results_files():
         [sys.executable, str(BENCH / "verdict.py"), "--check"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_unseen_and_data_efficiency_lines_give_the_figures(monkeypatch):
+    def row(unseen, langs):
+        return {"unseen": unseen, "languages": langs}
+
+    unseen = {
+        "held_back": ["fr", "am"],
+        "pending": ["federated:prompt-encoder seed 2"],
+        "seeds": {
+            "0": {
+                "federated": row(0.70, {"fr": 0.80, "am": 0.60}),
+                "mono_dev": row(0.60, {"fr": 0.82, "am": 0.38}),
+                "centralized": row(0.75, {"fr": 0.85, "am": 0.65}),
+            },
+            "1": {
+                "federated": row(0.72, {"fr": 0.80, "am": 0.64}),
+                "mono_dev": row(0.62, {"fr": 0.84, "am": 0.40}),
+                "centralized": row(0.77, {"fr": 0.85, "am": 0.69}),
+            },
+            "2": {"federated": row(0.71, {"fr": 0.80, "am": 0.62})},  # monolingual not run
+        },
+    }
+    efficiency = {
+        "pending": [],
+        "points": {"sib200": {"8": {verdict.FED: {}, verdict.MONO: {}}, "32": {verdict.FED: {}}}},
+        "crossings": {"sib200": {"average": {"text": "no crossing in the range"}}},
+    }
+    files = {"unseen_languages": unseen, "data_efficiency": efficiency}
+    monkeypatch.setattr(verdict, "_load", files.get)
+    assert verdict.unseen_cell() == (
+        "**yes**: held-back average 71.0 ± 1.4 vs 61.0 ± 1.4 for the best monolingual transfer "
+        "chosen on dev (+10.0), federated ahead on 1 of 2 held-back languages; centralized "
+        "76.0 ± 1.4; seeds 0,1; pending: federated:prompt-encoder seed 2."
+    )
+    assert verdict.efficiency_cell() == (
+        "SIB-200: no crossing in the range (sizes with both rows: 8); seed 0."
+    )
+    files.clear()
+    assert verdict.unseen_cell() == verdict.efficiency_cell() == "not run yet."
