@@ -197,8 +197,8 @@ def _pending(data: dict) -> str:
 def unseen_cell() -> str:
     """Federated vs the best monolingual transfer chosen on dev, on the held-back languages."""
     data = _load("unseen_languages")
-    seeds = {k: s for k, s in (data or {}).get("seeds", {}).items() if "federated" in s}
-    both = {k: s for k, s in seeds.items() if "mono_dev" in s}
+    seeds = (data or {}).get("seeds", {})
+    both = {k: s for k, s in seeds.items() if "federated" in s and "mono_dev" in s}
     if not both:
         return "not run yet."
     fed = [s["federated"]["unseen"] for s in both.values()]
@@ -234,7 +234,9 @@ def efficiency_cell() -> str:
             f"{TABLES.get(dataset, dataset)}: {cross} (sizes with both rows: "
             f"{', '.join(done) or 'none'})"
         )
-    return "; ".join(parts) + f"; seed 0{_pending(data)}."
+    seeds = data.get("seeds", [0])
+    label = f"seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
+    return "; ".join(parts) + f"; {label}{_pending(data)}."
 
 
 def render() -> str:
