@@ -17,9 +17,11 @@ points. Rows are run directories
 (benchmarks/runs/data_efficiency/<dataset>/n<size>/<row>): finished rows are read back,
 an interrupted row resumes; two processes may run disjoint datasets, sizes or rows. The
 results (results/data_efficiency.md/.json/.png) are rewritten after every size from all
-finished rows and list the pending ones. `--set key=value` adds an override to every row
-(smoke runs: `--set model.name=tiny --set federation.rounds=2` with `--runs` and
-`--results` under /tmp). Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
+finished rows and list the pending ones; a row whose run directory is not on this machine
+(a fresh clone) is read back from the results file itself, made with the same settings.
+`--set key=value` adds an override to every row (smoke runs: `--set model.name=tiny
+--set federation.rounds=2` with `--runs` and `--results` under /tmp).
+Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
 """
 
 from __future__ import annotations
@@ -156,19 +158,47 @@ def finished(runs: Path, dataset: str, size: str, row: str) -> dict | None:
     return RunDir(runs / dataset / f"n{size}" / row.replace(":", "-")).results()
 
 
-def collect(runs: Path, datasets: list[str]) -> tuple[dict, list[str]]:
-    """Finished rows, table[dataset][size][row], and the pending ones by name."""
+def collect(
+    runs: Path, datasets: list[str], recorded: dict | None = None
+) -> tuple[dict, list[str]]:
+    """Finished rows, table[dataset][size][row], and the pending ones by name. A row without
+    a run directory here is taken from `recorded` (the results file as last written, see
+    harness.recorded) when that holds it, marked `"recorded": True`."""
+    points = (recorded or {}).get("points", {})
     table: dict[str, dict[str, dict[str, dict]]] = {}
     pending = []
     for dataset in datasets:
         for size in SIZES[dataset]:
             for row in ROWS:
                 r = finished(runs, dataset, size, row)
+                if r is None and row in points.get(dataset, {}).get(size, {}):
+                    r = from_point(points[dataset][size][row])
                 if r is None:
                     pending.append(f"{dataset} n={size} {row.split(':')[0]}")
                 else:
                     table.setdefault(dataset, {}).setdefault(size, {})[row] = r
     return table, pending
+
+
+KEEP = ("averages", "selected_round", "rounds_run", "stopped_early", "time", "model")
+
+
+def to_point(r: dict) -> dict:
+    """What the results file keeps of a row: the figures the report reads, nothing more."""
+    langs = r["languages"]
+    return {k: r.get(k) for k in KEEP} | {
+        "languages": {x: v["accuracy"] for x, v in langs.items()},
+        "train_examples": {x: v["train_examples"] for x, v in langs.items()},
+    }
+
+
+def from_point(p: dict) -> dict:
+    """A row as the report reads it, rebuilt from its point in the results file."""
+    langs = {
+        x: {"accuracy": acc, "train_examples": p["train_examples"][x]}
+        for x, acc in p["languages"].items()
+    }
+    return {k: p.get(k) for k in KEEP} | {"languages": langs, "recorded": True}
 
 
 def examples_per_client(size: str, rows: dict[str, dict]) -> float:
@@ -305,11 +335,10 @@ def header(table: dict, pending: list[str], extra: list[str]) -> list[str]:
     env = environment()
     lrs, _ = chosen_lrs()
     model = rows[0]["model"] if rows else RECIPE["model.name"]
-    sets = "".join(f" --set {x}" for x in extra)
     lines = [
         f"# Data efficiency: test accuracy against training examples per client ({model})",
         "",
-        f"Command: `python benchmarks/data_efficiency.py{sets}` (every dataset, size and row; "
+        f"Command: `{command(extra)}` (every dataset, size and row; "
         "split over processes with `--dataset`, `--sizes`, `--rows`; `--report` rewrites "
         f"this file from the finished rows). **Seed 0 only**: one run per point, no spread "
         "over seeds.",
@@ -338,6 +367,10 @@ def header(table: dict, pending: list[str], extra: list[str]) -> list[str]:
     return lines
 
 
+def command(extra: list[str]) -> str:
+    return "python benchmarks/data_efficiency.py" + "".join(f" --set {x}" for x in extra)
+
+
 def write_results(
     table: dict, pending: list[str], meta: dict, results: Path, extra: list[str]
 ) -> None:
@@ -350,24 +383,14 @@ def write_results(
         plot(table, results / f"{NAME}.png")
         lines += [f"![accuracy against examples per client]({NAME}.png)", ""]
     write_text(results / f"{NAME}.md", "\n".join(lines) + "\n")
-    keep = ("averages", "selected_round", "rounds_run", "stopped_early", "time", "model")
     points = {
-        d: {
-            s: {
-                row: {k: r.get(k) for k in keep}
-                | {"languages": {x: v["accuracy"] for x, v in r["languages"].items()}}
-                | {"train_examples": {x: v["train_examples"] for x, v in r["languages"].items()}}
-                for row, r in rows.items()
-            }
-            for s, rows in sizes.items()
-        }
+        d: {s: {row: to_point(r) for row, r in rows.items()} for s, rows in sizes.items()}
         for d, sizes in table.items()
     }
     write_json(
         results / f"{NAME}.json",
         {
-            "command": "python benchmarks/data_efficiency.py"
-            + "".join(f" --set {x}" for x in extra),
+            "command": command(extra),
             "seeds": [0],
             "recipe": RECIPE,
             "personalize": PERSONALIZE,
@@ -456,6 +479,14 @@ def main() -> None:
     for dataset in SIZES:
         langs, low, upstream = dataset_languages(dataset)
         meta[dataset] = {"languages": langs, "low_resource": low, "upstream_train": upstream}
+    # The results file as last written supplies the rows whose run directories are absent.
+    record = harness.recorded(
+        args.results / f"{NAME}.json",
+        command=command(args.set),
+        recipe=RECIPE,
+        personalize=PERSONALIZE,
+        datasets={d: meta[d] | {"budget": BUDGETS[d]} for d in meta},
+    )
     wanted = args.rows.split(",")
     if not args.report and "prompt-encoder" not in chosen_lrs()[0]:
         sys.exit("needs the prompt encoder's learning rate: run benchmarks/recipe_sweep.py sib200")
@@ -471,8 +502,18 @@ def main() -> None:
                     k: v for k, v in cfg.compare.overrides.items() if k in wanted
                 }
                 compare(cfg, wanted, log=lambda line: print(line, flush=True))
-                write_results(*collect(args.runs, list(SIZES)), meta, args.results, args.set)
-    write_results(*collect(args.runs, list(SIZES)), meta, args.results, args.set)
+                report(args, meta, record)
+    report(args, meta, record)
+
+
+def report(args: argparse.Namespace, meta: dict, record: dict) -> None:
+    table, pending = collect(args.runs, list(SIZES), record)
+    kept = sum(
+        r.get("recorded", False) for d in table.values() for s in d.values() for r in s.values()
+    )
+    if kept:
+        print(f"{kept} finished rows read back from {args.results / NAME}.json (no run directory)")
+    write_results(table, pending, meta, args.results, args.set)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,20 @@ def update_rates(results: list[UpdateResult]) -> dict:
     }
 
 
+def recorded(path: Path, **expected) -> dict:
+    """The results file a report is about to rewrite, as last written: the committed record
+    of every finished row. A report takes from it the rows whose run directories are not on
+    this machine (a fresh clone, another machine), so rewriting it never drops a finished
+    figure. {} when the file is absent or any of `expected` (recipe, overrides, languages...)
+    differs from what the file records: rows made with other settings are not reused."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    # The JSON round trip compares tuples and lists, int and str keys as the file stores them.
+    same = all(json.loads(json.dumps(v)) == data.get(k) for k, v in expected.items())
+    return data if same else {}
+
+
 def write_results(name: str, data: dict, lines: list[str], folder: Path = RESULTS) -> None:
     """Write `<name>.json` (the figures) and `<name>.md` (the report lines) into `folder`
     and print the report."""

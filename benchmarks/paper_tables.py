@@ -19,7 +19,9 @@ A row whose settings a later dev choice changed counts as pending; `--set-aside-
 moves its old run aside and runs it again.
 Rows are run directories (benchmarks/runs/paper_tables/<dataset>/seed<k>/<row>): an
 interrupted table continues where it stopped, and two processes may run disjoint rows
-of the same table at once (one per core). The results file lists rows still pending.
+of the same table at once (one per core). The results file lists rows still pending. Run
+directories stay on the machine that ran them: a report where rows the results file records
+have none (a fresh clone) stops rather than overwrite that file.
 Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
 """
 
@@ -418,6 +420,13 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     pending += [
         f"{row} seed {s}" for row in STABILITY_ROWS for s in seeds[1:] if not finished(cfgs[s], row)
     ]
+    lost = recorded_elsewhere(dataset, len(ds.languages()), low, rows, stability)
+    if lost:
+        sys.exit(
+            f"{dataset}: {RESULTS.name}/{dataset}.json records finished rows whose run "
+            f"directories are not here ({', '.join(lost)}); rewriting it would drop them. "
+            "Write the report where those run directories are, or run the rows again here."
+        )
     if not rows:
         print(f"{dataset}: no finished row yet")
         return
@@ -602,6 +611,28 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     )
     print("\n".join(lines))
     verdict.update()  # the READMEs' claim tables follow the results files
+
+
+def recorded_elsewhere(
+    dataset: str, n_languages: int, low: list[str], rows: dict, stability: dict
+) -> list[str]:
+    """Rows the committed results file holds, made with the table's current settings, that
+    have no finished run directory here (a fresh clone): the file keeps too little of a row
+    (no personalized per-language scores, no seed's run time) to rebuild the table from it,
+    so a report must not overwrite it."""
+    lrs, _ = chosen_lrs()
+    record = harness.recorded(
+        RESULTS / f"{dataset}.json",
+        recipe=RECIPE,
+        row_overrides=row_overrides(dataset, n_languages, lrs, chosen_recipe(dataset)),
+        budget=BUDGETS[dataset],
+        low_resource=low,
+    )
+    here = {(k, r["seed"]) for k, r in rows.items()}
+    here |= {(k, r["seed"]) for k, v in stability.items() for r in v}
+    kept = [(f"{r['paradigm']}:{r['method']}", r["seed"]) for r in record.get("rows", [])]
+    kept += [(k, r["seed"]) for k, v in record.get("stability", {}).items() for r in v]
+    return [f"{k} seed {s}" for k, s in dict.fromkeys(kept) if (k, s) not in here]
 
 
 def _recipe_note(dataset: str, recipe: dict[str, dict]) -> str:

@@ -25,13 +25,15 @@ client writes.
 Usage:  python benchmarks/unseen_languages.py [--seeds 0,1,2] [--rows ...]
         python benchmarks/unseen_languages.py --report   (results from finished rows only)
 Rows are run directories (benchmarks/runs/unseen_languages/seed<k>/<row>): an interrupted
-row resumes; the monolingual row's transfer matrix is kept, model by model, in
-seed<k>/monolingual-transfer.json (recomputed when that row's best tensors change). Every
-model is scored on test for every held-back language on the `--full-transfer` seeds only
-(default 0): elsewhere only the models dev picks, a cut that keeps 3 seeds x 3 rows within
-about 4 h of one core (the results file states it). Two processes may run disjoint rows
-at once (one per core), e.g. `--rows federated:prompt-encoder,centralized:prompt-encoder`
-and `--rows monolingual:prompt-encoder`. A smoke run on the tiny model:
+row resumes, and a row whose directory is not on this machine (a fresh clone) is read back
+from the results file, made with the same settings; the monolingual row's transfer matrix
+is kept, model by model, in seed<k>/monolingual-transfer.json (recomputed when that row's
+best tensors change). Every model is scored on test for every held-back language on the
+`--full-transfer` seeds only (default 0): elsewhere only the models dev picks, a cut that
+keeps 3 seeds x 3 rows within about 4 h of one core (the results file states it). Two
+processes may run disjoint rows at once (one per core), e.g.
+`--rows federated:prompt-encoder,centralized:prompt-encoder` and
+`--rows monolingual:prompt-encoder`. A smoke run on the tiny model:
 --model tiny --languages ... --set federation.rounds=2 --runs /tmp/... --out /tmp/...
 Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
 """
@@ -227,6 +229,17 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     args.full_transfer = [int(s) for s in args.full_transfer.split(",") if s]
     rows = args.rows.split(",")
+    # The results file as last written supplies the rows whose run directories are absent.
+    lrs, _ = chosen_lrs()
+    record = harness.recorded(
+        args.out / f"{NAME}.json",
+        clients=clients,
+        held_back=unseen,
+        recipe=RECIPE,
+        row_overrides=row_overrides(DATASET, len(clients), lrs, chosen_recipe(DATASET)),
+        budget=BUDGETS[DATASET]["overrides"],
+        overrides=args.set,
+    )
     if not args.report:
         if "prompt-encoder" not in chosen_lrs()[0]:
             sys.exit(
@@ -235,7 +248,8 @@ def main() -> None:
             )
         for seed in seeds:
             run_seed(seed, clients, unseen, rows, args)
-    write_results(collect(args.runs, reported_seeds(seeds), unseen), clients, unseen, args)
+    data = collect(args.runs, reported_seeds(seeds), unseen, record)
+    write_results(data, clients, unseen, args)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -248,23 +262,29 @@ LABELS = {
 }
 
 
-def collect(runs: Path, seeds: list[int], unseen: list[str]) -> dict:
+def collect(runs: Path, seeds: list[int], unseen: list[str], recorded: dict | None = None) -> dict:
     """Per seed, the figures of every finished row: per held-back language test accuracy,
     the unseen and seen (client-language) averages, wall time and rounds; and what is
-    still pending."""
+    still pending. A row without a run directory here is taken from `recorded` (the
+    results file as last written, see harness.recorded) when that holds it."""
     out: dict = {"seeds": {}, "pending": []}
     for seed in seeds:
         folder = runs / f"seed{seed}"
+        kept = (recorded or {}).get("seeds", {}).get(str(seed), {})
         got: dict = {}
         for key, row in (("federated", FED), ("centralized", CENT)):
             r = RunDir(folder / row.replace(":", "-")).results()
-            if r is None:
+            if r is not None:
+                got[key] = _figures({x: r["languages"][x]["accuracy"] for x in unseen}, r)
+            elif key in kept:
+                got[key] = kept[key]
+            else:
                 out["pending"].append(f"{row} seed {seed}")
-                continue
-            got[key] = _figures({x: r["languages"][x]["accuracy"] for x in unseen}, r)
         mono = RunDir(folder / MONO.replace(":", "-")).results()
         pick = _transfer(folder, mono)
-        if pick is None:
+        if pick is None and mono is None and "mono_dev" in kept:
+            got |= {k: kept[k] for k in ("mono_dev", "mono_mean", "mono_oracle") if k in kept}
+        elif pick is None:
             out["pending"].append(f"{MONO} seed {seed}" + (" (transfer)" if mono else ""))
         else:
             got["mono_dev"] = _figures({x: pick[x]["test"] for x in unseen}, mono)

@@ -4,6 +4,7 @@ results written from finished rows (fabricated run results: no model is trained)
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import data_efficiency as de  # noqa: E402
+import harness  # noqa: E402
 
 
 def test_crossing_is_the_first_size_where_monolingual_catches_up():
@@ -88,3 +90,35 @@ def test_results_come_from_finished_rows_and_list_the_pending_ones(tmp_path):
     assert data["crossings"]["sib200"]["average"]["size"] == "16"
     assert data["points"]["sib200"]["8"]["federated:prompt-encoder"]["languages"]["eng_Latn"] == 0.6
     assert (out / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_fresh_clone_reports_the_rows_its_results_file_records(tmp_path):
+    """Run directories do not travel with the repository: a report written where some of
+    them are absent takes those rows from the results file, so no finished point is lost."""
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    for size, accs in {"8": (0.60, 0.40, 0.70), "16": (0.62, 0.66, 0.72)}.items():
+        for row, acc in zip(de.ROWS, accs, strict=True):
+            _fake_row(runs, size, row, acc, int(size))
+    meta = {"sib200": {"languages": ["eng_Latn", "hau_Latn"], "low_resource": ["hau_Latn"]}}
+    de.write_results(*de.collect(runs, ["sib200"]), meta, out, [])
+    first = (out / "data_efficiency.md").read_text()
+    assert "| 8 | 60.0 | 40.0 | 70.0 | +20.0 | 50.0 | 30.0 | 60.0 |" in first
+    path = out / "data_efficiency.json"
+    settings = {"recipe": de.RECIPE, "personalize": de.PERSONALIZE, "command": de.command([])}
+    # another machine: size 8's run directories are gone, size 32 has just finished
+    for row in de.ROWS:
+        shutil.rmtree(runs / "sib200" / "n8" / row.replace(":", "-"))
+        _fake_row(runs, "32", row, 0.75, 32)
+    table, pending = de.collect(runs, ["sib200"], harness.recorded(path, **settings))
+    assert sorted(table["sib200"]) == ["16", "32", "8"]
+    assert table["sib200"]["8"][de.FEDERATED]["recorded"] is True
+    assert "recorded" not in table["sib200"]["32"][de.FEDERATED]
+    de.write_results(table, pending, meta, out, [])
+    again = (out / "data_efficiency.md").read_text()
+    assert "| 8 | 60.0 | 40.0 | 70.0 | +20.0 | 50.0 | 30.0 | 60.0 |" in again
+    assert "| 32 | 75.0 | 75.0 | 75.0 |" in again
+    assert "| 8 | 3-7 / 11, 10.0 | 3-7 / 11, 10.0 | 3-7 / 11, 10.0 |" in first
+    assert "| 8 | 3-7 / 11, 10.0 | 3-7 / 11, 10.0 | 3-7 / 11, 10.0 |" in again
+    # a file made with another recipe (or other --set overrides) supplies nothing
+    assert harness.recorded(path, **settings | {"command": de.command(["model.name=tiny"])}) == {}
+    assert harness.recorded(tmp_path / "absent.json") == {}

@@ -3,6 +3,7 @@ sweep: the best measured variant, its server step scaled to every method's learn
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -129,3 +130,31 @@ def test_rows_still_improving_at_the_last_round_are_named():
     assert "federated full," in text and "full on" not in text  # not "on 2 of 2 languages"
     assert "federated prompt-encoder" not in text
     assert paper_tables.at_the_cap({"federated:lora": {"selected_round": 1}}) == []
+
+
+def test_a_report_never_drops_rows_only_the_results_file_records(tmp_path, monkeypatch):
+    """Run directories stay on the machine that ran them; the results file is what the
+    repository keeps. A report where some recorded rows have no run directory must not
+    overwrite the file (it keeps too little of a row to rebuild the table)."""
+    pt = paper_tables
+    monkeypatch.setattr(pt, "RESULTS", tmp_path)
+    lrs, _ = pt.chosen_lrs()
+    low = ["hau_Latn"]
+    settings = {
+        "recipe": pt.RECIPE,
+        "row_overrides": pt.row_overrides("sib200", 2, lrs, pt.chosen_recipe("sib200")),
+        "budget": pt.BUDGETS["sib200"],
+        "low_resource": low,
+    }
+    fed = "federated:prompt-encoder"
+    record = settings | {
+        "rows": [{"paradigm": "federated", "method": "prompt-encoder", "seed": 0}],
+        "stability": {fed: [{"seed": 0}, {"seed": 1}]},
+    }
+    (tmp_path / "sib200.json").write_text(json.dumps(record))
+    here = {fed: {"seed": 0}}
+    assert pt.recorded_elsewhere("sib200", 2, low, here, {fed: [here[fed]]}) == [f"{fed} seed 1"]
+    both = {fed: [here[fed], {"seed": 1}]}
+    assert pt.recorded_elsewhere("sib200", 2, low, here, both) == []
+    # a file made with other settings holds nothing the table would still show
+    assert pt.recorded_elsewhere("sib200", 2, ["eng_Latn"], {}, {}) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,11 @@ def test_one_seed_end_to_end_then_a_report_from_another_sitting(tmp_path):
     assert "--seeds 0,1,2" in later["command"]
     assert "federated:prompt-encoder seed 1" in later["pending"]
     assert not any(p.endswith("seed 0") for p in later["pending"])
+    # a fresh clone has no run directories: its report reads seed 0 back from the results
+    # file, unless that file was made with other settings
+    shutil.rmtree(runs)
+    clone = _run("--report", runs=runs, out=out)
+    assert clone["seeds"]["0"] == later["seeds"]["0"]
+    assert not any(p.endswith("seed 0") for p in clone["pending"])
+    other = _run("--report", "--set", "data.max_length=32", runs=runs, out=out)
+    assert "federated:prompt-encoder seed 0" in other["pending"]
