@@ -368,6 +368,9 @@ def write_results(data: dict, clients: list[str], unseen: list[str], args) -> No
             "full_transfer_seeds": args.full_transfer,
             "pending": data["pending"],
             "seeds": data["seeds"],
+            "verdicts": {
+                name: versus(data, unseen, a, b) for name, (a, b, _) in COMPARISONS.items()
+            },
             "environment": environment(),
         },
     )
@@ -529,31 +532,51 @@ def _verdicts(data: dict, unseen: list[str]) -> list[str]:
     return [
         "## Verdicts",
         "",
-        _versus(
-            data,
-            unseen,
-            "federated",
-            "mono_dev",
-            "Federated vs the best monolingual transfer (chosen on dev)",
-        ),
-        _versus(
-            data,
-            unseen,
-            "federated",
-            "centralized",
-            "Federated vs centralized on the held-back languages",
-        ),
+        *(_versus(versus(data, unseen, a, b), a, b, title) for a, b, title in COMPARISONS.values()),
         _gap_line(data, unseen),
         "",
     ]
 
 
-def _versus(data: dict, unseen: list[str], a: str, b: str, title: str) -> str:
+COMPARISONS = {  # name in the results file: (row, against, title)
+    "federated_vs_mono_dev": (
+        "federated",
+        "mono_dev",
+        "Federated vs the best monolingual transfer (chosen on dev)",
+    ),
+    "federated_vs_centralized": (
+        "federated",
+        "centralized",
+        "Federated vs centralized on the held-back languages",
+    ),
+}
+
+
+def versus(data: dict, unseen: list[str], a: str, b: str) -> dict | None:
+    """Row `a` against row `b` over the seeds where both finished: their held-back averages,
+    the per-seed differences (points) and the held-back languages on which `a`'s mean over
+    those seeds is higher. None before both have a seed."""
     va, vb = _values(data, a), _values(data, b)
     both = [k for k in va if k in vb]
     if not both:
+        return None
+
+    def mean(key: str, x: str) -> float:
+        return statistics.mean(data["seeds"][k][key]["languages"][x] for k in both)
+
+    return {
+        "seeds": both,
+        "averages": {a: [va[k] for k in both], b: [vb[k] for k in both]},
+        "differences": [100 * (va[k] - vb[k]) for k in both],
+        "ahead": sum(1 for x in unseen if mean(a, x) > mean(b, x)),
+        "languages": len(unseen),
+    }
+
+
+def _versus(v: dict | None, a: str, b: str, title: str) -> str:
+    if v is None:
         return f"- **{title}:** not measured yet."
-    diffs = [100 * (va[k] - vb[k]) for k in both]
+    both, diffs = v["seeds"], v["differences"]
     every = "in the one seed" if len(both) == 1 else f"in all {len(both)} seeds"
     if all(d == 0 for d in diffs):
         verdict = f"equal {every}"
@@ -563,15 +586,14 @@ def _versus(data: dict, unseen: list[str], a: str, b: str, title: str) -> str:
         verdict = f"{LABELS[b]} higher {every}"
     else:
         verdict = "no consistent difference (not the same sign in every seed)"
-    la, lb = _lang_means(data, a), _lang_means(data, b)
-    ahead = sum(1 for x in unseen if la[x] > lb[x])
     spread = f" ± {statistics.stdev(diffs):.1f}" if len(diffs) > 1 else " (one seed)"
     return (
-        f"- **{title}:** {verdict}: held-back average {_mean_sd([va[k] for k in both])} vs "
-        f"{_mean_sd([vb[k] for k in both])}, difference {statistics.mean(diffs):+.1f}{spread} "
+        f"- **{title}:** {verdict}: held-back average {_mean_sd(v['averages'][a])} vs "
+        f"{_mean_sd(v['averages'][b])}, difference {statistics.mean(diffs):+.1f}{spread} "
         "points ("
         + ", ".join(f"seed {k} {d:+.1f}" for k, d in zip(both, diffs, strict=True))
-        + f"); ahead on {ahead} of {len(unseen)} held-back languages (means over seeds)."
+        + f"); ahead on {v['ahead']} of {v['languages']} held-back languages (means over "
+        "those seeds)."
     )
 
 

@@ -195,29 +195,27 @@ def _pending(data: dict) -> str:
 
 
 def unseen_cell() -> str:
-    """Federated vs the best monolingual transfer chosen on dev, on the held-back languages."""
-    data = _load("unseen_languages")
-    seeds = (data or {}).get("seeds", {})
-    both = {k: s for k, s in seeds.items() if "federated" in s and "mono_dev" in s}
-    if not both:
+    """Federated vs the best monolingual transfer chosen on dev, on the held-back languages,
+    as unseen_languages.py compared them (its results file's `verdicts`)."""
+    data = _load("unseen_languages") or {}
+    mono = data.get("verdicts", {}).get("federated_vs_mono_dev")
+    if not mono:
         return "not run yet."
-    fed = [s["federated"]["unseen"] for s in both.values()]
-    mono = [s["mono_dev"]["unseen"] for s in both.values()]
-    langs = data["held_back"]
-
-    def lang_mean(key: str, x: str) -> float:
-        return statistics.mean(s[key]["languages"][x] for s in both.values())
-
-    ahead = sum(lang_mean("federated", x) > lang_mean("mono_dev", x) for x in langs)
-    fmt = _ms if len(both) > 1 else (lambda v: _pct(v[0]))
-    cent = [s["centralized"]["unseen"] for s in both.values() if "centralized" in s]
-    held = all(f > m for f, m in zip(fed, mono, strict=True))
+    fed, best = mono["averages"]["federated"], mono["averages"]["mono_dev"]
+    fmt = _ms if len(fed) > 1 else (lambda v: _pct(v[0]))
+    cent = data["verdicts"].get("federated_vs_centralized")
+    seeds = mono["seeds"]
     return (
-        f"{_yes(held)}: held-back average {fmt(fed)} vs {fmt(mono)} for the best monolingual "
-        f"transfer chosen on dev ({100 * statistics.mean(fed) - 100 * statistics.mean(mono):+.1f}"
-        f"), federated ahead on {ahead} of {len(langs)} held-back languages"
-        + (f"; centralized {fmt(cent)}" if len(cent) == len(both) else "")
-        + f"; seed{'s' if len(both) > 1 else ''} {','.join(both)}{_pending(data)}."
+        f"{_yes(all(d > 0 for d in mono['differences']))}: held-back average {fmt(fed)} vs "
+        f"{fmt(best)} for the best monolingual transfer chosen on dev "
+        f"({statistics.mean(mono['differences']):+.1f}), federated ahead on {mono['ahead']} "
+        f"of {mono['languages']} held-back languages"
+        + (
+            f"; centralized {fmt(cent['averages']['centralized'])}"
+            if cent and cent["seeds"] == seeds
+            else ""
+        )
+        + f"; seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}{_pending(data)}."
     )
 
 

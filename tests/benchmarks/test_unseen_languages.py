@@ -40,6 +40,11 @@ def test_one_seed_end_to_end_then_a_report_from_another_sitting(tmp_path):
     for row in ("federated", "centralized", "mono_dev"):
         assert set(seed0[row]["languages"]) == {"eng_Latn", "amh_Ethi"}
         assert 0.0 <= seed0[row]["unseen"] <= 1.0
+    # the comparisons the README's verdict reads, over the seeds with both rows
+    versus = data["verdicts"]["federated_vs_mono_dev"]
+    assert versus["seeds"] == [0] and versus["languages"] == 2 and 0 <= versus["ahead"] <= 2
+    gap = 100 * (seed0["federated"]["unseen"] - seed0["mono_dev"]["unseen"])
+    assert versus["differences"] == [pytest.approx(gap)]
     # the monolingual pick for a held-back language names client models only
     assert all(set(p) <= set(data["clients"]) for p in seed0["mono_dev"]["pick"].values())
     # a sitting on seed 1 reports the table's seeds: seed 0 read back, 1 and 2 pending
