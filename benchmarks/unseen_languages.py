@@ -241,7 +241,7 @@ def main() -> None:
         overrides=args.set,
     )
     if not args.report:
-        if "prompt-encoder" not in chosen_lrs()[0]:
+        if "prompt-encoder" not in lrs:
             sys.exit(
                 "the prompt encoder's learning rate comes from the dev sweep: run "
                 "benchmarks/recipe_sweep.py sib200 first"
