@@ -523,8 +523,7 @@ def _config_key(dataset: str, name: str) -> str:
 
 
 def _committed_results(dataset: str) -> dict:
-    path = RESULTS / f"recipe_sweep_{dataset}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return harness.recorded(RESULTS / f"recipe_sweep_{dataset}.json")
 
 
 def _committed_rows(dataset: str) -> dict[str, dict]:
