@@ -265,8 +265,9 @@ LABELS = {
 def collect(runs: Path, seeds: list[int], unseen: list[str], recorded: dict | None = None) -> dict:
     """Per seed, the figures of every finished row: per held-back language test accuracy,
     the unseen and seen (client-language) averages, wall time and rounds; and what is
-    still pending. A row without a run directory here is taken from `recorded` (the
-    results file as last written, see harness.recorded) when that holds it."""
+    still pending. A row not finished here (no run directory, or a monolingual row whose
+    transfer scoring was cut) is taken from `recorded` (the results file as last written,
+    see harness.recorded) when that holds it."""
     out: dict = {"seeds": {}, "pending": []}
     for seed in seeds:
         folder = runs / f"seed{seed}"
@@ -282,7 +283,7 @@ def collect(runs: Path, seeds: list[int], unseen: list[str], recorded: dict | No
                 out["pending"].append(f"{row} seed {seed}")
         mono = RunDir(folder / MONO.replace(":", "-")).results()
         pick = _transfer(folder, mono)
-        if pick is None and mono is None and "mono_dev" in kept:
+        if pick is None and "mono_dev" in kept:
             got |= {k: kept[k] for k in ("mono_dev", "mono_mean", "mono_oracle") if k in kept}
         elif pick is None:
             out["pending"].append(f"{MONO} seed {seed}" + (" (transfer)" if mono else ""))

@@ -46,8 +46,12 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _seed_label(seeds: list[int]) -> str:
+    return "seed" + ("s " if len(seeds) > 1 else " ") + ",".join(map(str, seeds))
+
+
 def _seed_list(rows: list[dict]) -> str:
-    return "seed" + ("s " if len(rows) > 1 else " ") + ",".join(str(r["seed"]) for r in rows)
+    return _seed_label([r["seed"] for r in rows])
 
 
 def _ms(vals: list[float]) -> str:
@@ -215,7 +219,7 @@ def unseen_cell() -> str:
             if cent and cent["seeds"] == seeds
             else ""
         )
-        + f"; seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}{_pending(data)}."
+        + f"; {_seed_label(seeds)}{_pending(data)}."
     )
 
 
@@ -232,9 +236,7 @@ def efficiency_cell() -> str:
             f"{TABLES.get(dataset, dataset)}: {cross} (sizes with both rows: "
             f"{', '.join(done) or 'none'})"
         )
-    seeds = data.get("seeds", [0])
-    label = f"seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
-    return "; ".join(parts) + f"; {label}{_pending(data)}."
+    return "; ".join(parts) + f"; {_seed_label(data.get('seeds', [0]))}{_pending(data)}."
 
 
 def render() -> str:

@@ -53,6 +53,11 @@ def test_one_seed_end_to_end_then_a_report_from_another_sitting(tmp_path):
     assert "--seeds 0,1,2" in later["command"]
     assert "federated:prompt-encoder seed 1" in later["pending"]
     assert not any(p.endswith("seed 0") for p in later["pending"])
+    # a seed whose transfer scoring was cut keeps the figure its results file records
+    (runs / "seed0" / "monolingual-transfer.json").unlink()
+    cut = _run("--report", runs=runs, out=out)
+    assert cut["seeds"]["0"]["mono_dev"] == seed0["mono_dev"]
+    assert not any(p.endswith("seed 0 (transfer)") for p in cut["pending"])
     # a fresh clone has no run directories: its report reads seed 0 back from the results
     # file, unless that file was made with other settings
     shutil.rmtree(runs)
