@@ -234,7 +234,9 @@ MONOLINGUAL_VARIANTS = {"mono-adamw-keep": {}, "mono-adamw-keep-3e-3": {"train.l
 
 def table_recipe(rows: dict[str, dict]) -> dict[str, dict]:
     """From one dataset's sweep rows: {"federated"|"monolingual": {candidate, settings,
-    measured}}, the best measured variant on dev (the first variant when none is)."""
+    measured}}, the best measured variant on dev. The first variant (the default) stays
+    until it is measured too: a variant replaces it only once compared with it on dev, so
+    a sweep measured in several sittings never switches on half its rows."""
     dev = {re.sub(r"-pers\d+$", "", n): r["dev_average"] for n, r in rows.items()}
     choice = {}
     for kind, variants in (
@@ -242,7 +244,8 @@ def table_recipe(rows: dict[str, dict]) -> dict[str, dict]:
         ("monolingual", MONOLINGUAL_VARIANTS),
     ):
         measured = {n: dev[n] for n in variants if n in dev}
-        best = max(measured, key=measured.get) if measured else next(iter(variants))
+        default = next(iter(variants))
+        best = max(measured, key=measured.get) if default in measured else default
         choice[kind] = {"candidate": best, "settings": variants[best], "measured": measured}
     return choice
 

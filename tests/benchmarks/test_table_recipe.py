@@ -50,6 +50,17 @@ def test_the_best_variant_on_dev_sets_every_federated_row_and_the_monolingual_lr
     assert "federation.server_lr" not in table["centralized:prompt-encoder"]
 
 
+def test_a_variant_replaces_the_default_only_once_the_default_is_measured_too():
+    # one sitting measured only the other monolingual learning rate: no comparison yet
+    half = table_recipe({"mono-adamw-keep-3e-3": {"dev_average": 0.55}})
+    assert half["monolingual"]["candidate"] == "mono-adamw-keep"
+    assert half["monolingual"]["measured"] == {"mono-adamw-keep-3e-3": 0.55}
+    both = {"mono-adamw-keep-3e-3": {"dev_average": 0.55}, "mono-adamw-keep": {"dev_average": 0.5}}
+    assert table_recipe(both)["monolingual"]["candidate"] == "mono-adamw-keep-3e-3"
+    both["mono-adamw-keep"]["dev_average"] = 0.6
+    assert table_recipe(both)["monolingual"]["candidate"] == "mono-adamw-keep"
+
+
 def test_a_row_run_with_other_settings_is_set_aside_not_read(tmp_path):
     from fedlingua.config import RunConfig
 
@@ -65,7 +76,9 @@ def test_a_row_run_with_other_settings_is_set_aside_not_read(tmp_path):
 
 
 def test_a_fedavg_variant_changes_the_strategy_of_every_federated_row():
-    recipe = table_recipe({"fedavg-adamw-la1": {"dev_average": 0.7}})
+    recipe = table_recipe(
+        {"fedavg-adamw-la1": {"dev_average": 0.7}, "fedadam-adamw-la0.5": {"dev_average": 0.6}}
+    )
     table = paper_tables.row_overrides("masakhanews", 4, LRS, recipe)
     for row in ("federated:prompt-encoder", "federated:lora"):
         assert table[row]["federation.strategy"] == "fedavg"
