@@ -19,9 +19,11 @@ A row whose settings a later dev choice changed counts as pending; `--set-aside-
 moves its old run aside and runs it again.
 Rows are run directories (benchmarks/runs/paper_tables/<dataset>/seed<k>/<row>): an
 interrupted table continues where it stopped, and two processes may run disjoint rows
-of the same table at once (one per core). The results file lists rows still pending. Run
-directories stay on the machine that ran them: a report where rows the results file records
-have none (a fresh clone) stops rather than overwrite that file.
+of the same table at once (one per core). The results file lists rows still pending and
+keeps, per row and seed, everything the report reads ("runs"), with the row's settings: a
+later sitting without those run directories (a fresh clone) reads finished rows back from
+it and runs only the others. A file written before it kept whole rows holds some rows only
+in part: a report where such rows have no run directory stops rather than drop them.
 Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
 """
 
@@ -231,6 +233,7 @@ def main() -> None:
     low = low_resource(args.dataset, langs, getattr(ds, "groups", {}) or {})
     lrs, _ = chosen_lrs()
     wanted = args.rows.split(",")
+    record = table_record(args.dataset, low)
     if not args.report:
         missing = [r for r in wanted if r.split(":")[1] not in lrs and r.startswith("federated")]
         if missing:
@@ -239,16 +242,30 @@ def main() -> None:
                 "benchmarks/recipe_sweep.py sib200 first"
             )
         for seed in seeds:
-            rows = rows_to_run(seed, wanted)
-            if rows:
-                cfg = table_config(args.dataset, seed, low, len(langs))
-                cfg.compare.overrides = {
-                    k: v for k, v in cfg.compare.overrides.items() if k in rows
-                }
-                if args.set_aside_stale:
-                    set_aside_stale(cfg, rows)
-                compare(cfg, rows, log=lambda line: print(line, flush=True))
+            run_seed(args.dataset, seed, low, len(langs), wanted, record, args.set_aside_stale)
     write_results(args.dataset, ds, reported_seeds(seeds), low)
+
+
+def run_seed(
+    dataset: str,
+    seed: int,
+    low: list[str],
+    n_clients: int,
+    wanted: list[str],
+    record: dict,
+    set_aside: bool = False,
+) -> None:
+    """Run (or resume) one seed's rows of the table, but those the results file keeps."""
+    cfg = table_config(dataset, seed, low, n_clients)
+    rows = to_run_here(cfg, rows_to_run(seed, wanted), record)
+    if kept := [r for r in rows_to_run(seed, wanted) if r not in rows]:
+        print(f"seed {seed}: {', '.join(kept)} kept in the results file, not run again")
+    if not rows:
+        return
+    cfg.compare.overrides = {k: v for k, v in cfg.compare.overrides.items() if k in rows}
+    if set_aside:
+        set_aside_stale(cfg, rows)
+    compare(cfg, rows, log=lambda line: print(line, flush=True))
 
 
 def rows_to_run(seed: int, wanted: list[str]) -> list[str]:
@@ -275,12 +292,72 @@ def set_aside_stale(cfg: RunConfig, rows: list[str]) -> None:
             print(f"{path} was run with other settings: moved to {path.name}.superseded-{n}")
 
 
-def finished(cfg: RunConfig, row: str) -> dict | None:
+def finished(cfg: RunConfig, row: str, record: dict | None = None) -> dict | None:
     """A row's results, if its run finished with the table's current settings for it (a
-    run made with other settings, before a dev choice changed them, counts as pending)."""
-    if not stored_row_matches(cfg, *row.split(":")):
+    run made with other settings, before a dev choice changed them, counts as pending):
+    from its run directory, else from `record` (`table_record`) when that kept the row
+    with the same settings."""
+    if stored_row_matches(cfg, *row.split(":")):
+        results = RunDir(_row_dir(cfg, row)).results()
+        if results is not None:
+            return results
+    return recorded_row(record or {}, cfg, row)
+
+
+# What the report reads of a finished row; the results file keeps this per row and seed.
+REPORT_FIELDS = (
+    "paradigm",
+    "method",
+    "seed",
+    "precision",
+    "languages",
+    "averages",
+    "averages_f1",
+    "parameters",
+    "communication",
+    "time",
+    "selected_round",
+    "rounds_run",
+    "curve",
+)
+
+
+def kept_row(r: dict, overrides: list[str]) -> dict:
+    """A finished row as the results file keeps it: the fields the report reads (per-language
+    confusion matrices aside), the personalized scores, and the row's own overrides."""
+    kept = {k: r[k] for k in REPORT_FIELDS if k in r}
+    kept["languages"] = {
+        x: {k: v for k, v in s.items() if k != "confusion"} for x, s in r["languages"].items()
+    }
+    if p := r.get("personalized"):
+        kept["personalized"] = {
+            "averages": p["averages"],
+            "languages": {x: {"accuracy": s["accuracy"]} for x, s in p["languages"].items()},
+        }
+    return kept | {"overrides": overrides}
+
+
+def table_record(dataset: str, low: list[str]) -> dict:
+    """The table's results file as last written, when made with its current shared settings
+    (recipe, budget, low-resource group); each row's own settings are checked per row."""
+    return harness.recorded(
+        RESULTS / f"{dataset}.json", recipe=RECIPE, budget=BUDGETS[dataset], low_resource=low
+    )
+
+
+def recorded_row(record: dict, cfg: RunConfig, row: str) -> dict | None:
+    """The row of this seed as the results file keeps it, if run with its current overrides."""
+    kept = record.get("runs", {}).get(row, {}).get(str(cfg.seed))
+    if kept is None or kept.get("overrides") != cfg.compare.overrides.get(row, []):
         return None
-    return RunDir(_row_dir(cfg, row)).results()
+    return kept
+
+
+def to_run_here(cfg: RunConfig, rows: list[str], record: dict) -> list[str]:
+    """The rows a sitting runs: all but those the results file kept with their current
+    settings and that have no run directory here (a run directory here is resumed or read
+    back by `compare`)."""
+    return [r for r in rows if _row_dir(cfg, r).exists() or recorded_row(record, cfg, r) is None]
 
 
 def _row_dir(cfg: RunConfig, row: str) -> Path:
@@ -410,16 +487,13 @@ def _recall(r: dict) -> dict[str, float]:
 
 def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     cfgs = {s: table_config(dataset, s, low, len(ds.languages())) for s in seeds}
-    main_rows = {row: finished(cfgs[seeds[0]], row) for row in ROWS}
+    record = table_record(dataset, low)
+    main_rows = {row: finished(cfgs[seeds[0]], row, record) for row in ROWS}
     rows = {k: v for k, v in main_rows.items() if v is not None}
     pending = [k for k, v in main_rows.items() if v is None]
-    stability = {
-        row: [r for s in seeds if (r := finished(cfgs[s], row)) is not None]
-        for row in STABILITY_ROWS
-    }
-    pending += [
-        f"{row} seed {s}" for row in STABILITY_ROWS for s in seeds[1:] if not finished(cfgs[s], row)
-    ]
+    by_seed = {row: {s: finished(cfgs[s], row, record) for s in seeds} for row in STABILITY_ROWS}
+    stability = {row: [r for r in v.values() if r is not None] for row, v in by_seed.items()}
+    pending += [f"{row} seed {s}" for row, v in by_seed.items() for s in seeds[1:] if v[s] is None]
     lost = recorded_elsewhere(dataset, len(ds.languages()), low, rows, stability)
     if lost:
         sys.exit(
@@ -591,6 +665,11 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
         ]
         for k, v in stability.items()
     }
+    runs: dict[str, dict[str, dict]] = {}
+    for r in [*rows.values(), *(x for v in stability.values() for x in v)]:
+        key = f"{r['paradigm']}:{r['method']}"
+        overrides = cfgs[r["seed"]].compare.overrides.get(key, [])
+        runs.setdefault(key, {})[str(r["seed"])] = kept_row(r, overrides)
     write_json(
         RESULTS / f"{dataset}.json",
         {
@@ -604,6 +683,7 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
             "pending": pending,
             "rows": slim,
             "stability": stab,
+            "runs": runs,
             "communication_ratio_prompt_vs_full": ratio,
             "wall_s": wall,
             "environment": env,
@@ -616,23 +696,22 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
 def recorded_elsewhere(
     dataset: str, n_languages: int, low: list[str], rows: dict, stability: dict
 ) -> list[str]:
-    """Rows the committed results file holds, made with the table's current settings, that
-    have no finished run directory here (a fresh clone): the file keeps too little of a row
-    (no personalized per-language scores, no seed's run time) to rebuild the table from it,
-    so a report must not overwrite it."""
+    """Rows the results file holds only in part (written before it kept whole rows under
+    "runs"), made with the table's current settings, that are not among the finished `rows`
+    and `stability` rows here (no run directory: a fresh clone). Such a row cannot be
+    rebuilt (no personalized per-language scores, no seed's run time), so a report must
+    not overwrite the file."""
     lrs, _ = chosen_lrs()
-    record = harness.recorded(
-        RESULTS / f"{dataset}.json",
-        recipe=RECIPE,
-        row_overrides=row_overrides(dataset, n_languages, lrs, chosen_recipe(dataset)),
-        budget=BUDGETS[dataset],
-        low_resource=low,
+    current = json.loads(
+        json.dumps(row_overrides(dataset, n_languages, lrs, chosen_recipe(dataset)))
     )
+    record = table_record(dataset, low)
+    same = {k for k, v in record.get("row_overrides", {}).items() if current.get(k) == v}
     here = {(k, r["seed"]) for k, r in rows.items()}
     here |= {(k, r["seed"]) for k, v in stability.items() for r in v}
     kept = [(f"{r['paradigm']}:{r['method']}", r["seed"]) for r in record.get("rows", [])]
     kept += [(k, r["seed"]) for k, v in record.get("stability", {}).items() for r in v]
-    return [f"{k} seed {s}" for k, s in dict.fromkeys(kept) if (k, s) not in here]
+    return [f"{k} seed {s}" for k, s in dict.fromkeys(kept) if k in same and (k, s) not in here]
 
 
 def _recipe_note(dataset: str, recipe: dict[str, dict]) -> str:

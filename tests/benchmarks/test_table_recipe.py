@@ -4,8 +4,11 @@ sweep: the best measured variant, its server step scaled to every method's learn
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -171,3 +174,51 @@ def test_a_report_never_drops_rows_only_the_results_file_records(tmp_path, monke
     assert pt.recorded_elsewhere("sib200", 2, low, here, both) == []
     # a file made with other settings holds nothing the table would still show
     assert pt.recorded_elsewhere("sib200", 2, ["eng_Latn"], {}, {}) == []
+
+
+def test_a_table_rebuilds_from_its_results_file_without_run_directories(tmp_path, monkeypatch):
+    """A fresh clone has the results file but no run directories: the report rebuilds the
+    same table from the file, and a sitting runs only what the file does not keep."""
+    from fedlingua.data import default_data_root, load_dataset
+
+    if default_data_root() is None:
+        pytest.skip("needs ../shared/data (SIB-200) or $FEDLINGUA_DATA_ROOT")
+    pt = paper_tables
+    langs, low = ["fra_Latn", "zho_Hans", "hau_Latn", "amh_Ethi"], ["hau_Latn", "amh_Ethi"]
+    monkeypatch.setattr(pt, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(pt, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(pt, "SEEDS", [0, 1])
+    monkeypatch.setattr(pt, "ROWS", pt.STABILITY_ROWS)
+    monkeypatch.setattr(pt, "RECIPE", pt.RECIPE | {"model.name": "tiny", "federation.rounds": 1})
+    budget = pt.BUDGETS["sib200"]["overrides"] | {
+        "data.languages": langs,
+        "data.max_eval_per_language": 16,
+    }
+    monkeypatch.setitem(pt.BUDGETS, "sib200", {"overrides": budget, "note": "a smoke table."})
+    monkeypatch.setattr(pt.verdict, "update", lambda: None)  # the repository's READMEs stay
+    ds = load_dataset("sib200", languages=langs)
+    for seed in pt.SEEDS:
+        pt.run_seed("sib200", seed, low, len(langs), pt.ROWS, {})
+    pt.write_results("sib200", ds, pt.SEEDS, low)
+    md = (pt.RESULTS / "sib200.md").read_text()
+    data = json.loads((pt.RESULTS / "sib200.json").read_text())
+    assert data["pending"] == []
+    assert {k: set(v) for k, v in data["runs"].items()} == {r: {"0", "1"} for r in pt.ROWS}
+    assert "personalized" in data["runs"]["federated:prompt-encoder"]["1"]
+
+    shutil.rmtree(pt.RUNS)
+    record = pt.table_record("sib200", low)
+    cfg = pt.table_config("sib200", 1, low, len(langs))
+    assert pt.to_run_here(cfg, pt.ROWS, record) == []
+    pt.write_results("sib200", ds, pt.SEEDS, low)
+    assert (pt.RESULTS / "sib200.md").read_text() == md
+
+    # a row whose own settings changed since is pending again; the other rows stay
+    monkeypatch.setattr(pt, "PERSONALIZE", pt.PERSONALIZE + 1)
+    cfg = pt.table_config("sib200", 1, low, len(langs))
+    assert pt.to_run_here(cfg, pt.ROWS, record) == ["federated:prompt-encoder"]
+    pt.write_results("sib200", ds, pt.SEEDS, low)
+    later = json.loads((pt.RESULTS / "sib200.json").read_text())
+    fed = "federated:prompt-encoder"
+    assert later["pending"] == [fed, f"{fed} seed 1"]
+    assert later["runs"]["monolingual:prompt-encoder"] == data["runs"]["monolingual:prompt-encoder"]
