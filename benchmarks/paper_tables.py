@@ -724,7 +724,7 @@ def _recipe_note(dataset: str, recipe: dict[str, dict]) -> str:
         step = fed["settings"].get("server_step_x_lr", 10)
         text = f"FedAdam (server step {step:g}x the clients' learning rate)"
     text += f", clients' logit adjustment {tau:g}"
-    if len(fed["measured"]) > 1:
+    if len(fed["measured"]) > 1 and fed["candidate"] in fed["measured"]:
         tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in fed["measured"].items())
         sweep = f"recipe_sweep_{TABLE_SWEEPS.get(dataset, dataset)}.md"
         text += f", the best of its variants on this dataset's dev ({sweep}: {tried})"
@@ -733,7 +733,7 @@ def _recipe_note(dataset: str, recipe: dict[str, dict]) -> str:
 
 def _mono_note(recipe: dict[str, dict]) -> str:
     mono = recipe["monolingual"]
-    if len(mono["measured"]) < 2:
+    if len(mono["measured"]) < 2 or mono["candidate"] not in mono["measured"]:
         return ""
     tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in mono["measured"].items())
     return f"; its learning rate the best on this dataset's dev ({tried})"

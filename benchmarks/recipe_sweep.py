@@ -402,7 +402,9 @@ def write_results(dataset: str, rows: dict[str, dict]) -> None:
         choice += ["", f"Paper table on {tables[0]} (benchmarks/paper_tables.py takes these):", ""]
         for kind, c in table.items():
             tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in c["measured"].items())
-            choice.append(f"- {kind}: **{c['candidate']}** ({tried or 'the default: none run'})")
+            if c["candidate"] not in c["measured"]:  # the default stays until measured too
+                tried = f"the default, not measured yet{'; measured: ' + tried if tried else ''}"
+            choice.append(f"- {kind}: **{c['candidate']}** ({tried})")
     write_text(RESULTS / f"recipe_sweep_{dataset}.md", "\n".join(head + verdict + choice) + "\n")
     write_json(
         RESULTS / f"recipe_sweep_{dataset}.json",
