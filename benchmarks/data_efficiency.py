@@ -37,6 +37,7 @@ from fedlingua.compare import compare
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
+from fedlingua.methods import REGISTRY
 from fedlingua.report import RunDir
 from fedlingua.runtime import environment
 
@@ -54,6 +55,7 @@ from paper_tables import (  # noqa: E402
     chosen_lrs,
     chosen_recipe,
     low_resource,
+    recipe_note,
     row_overrides,
 )
 from recipe_sweep import DATASETS as SWEEP_DATASETS  # noqa: E402
@@ -325,6 +327,12 @@ def dataset_lines(dataset: str, sizes: dict[str, dict], meta: dict) -> list[str]
     return lines + [""]
 
 
+def mono_lr(dataset: str) -> float:
+    """The monolingual rows' learning rate: the dataset's dev choice, else the default."""
+    default = REGISTRY["prompt-encoder"].default_lr
+    return chosen_recipe(dataset)["monolingual"]["settings"].get("train.lr", default)
+
+
 def header(table: dict, pending: list[str], extra: list[str]) -> list[str]:
     """Title, command, budget, recipe and what a step is."""
     rows = [r for sizes in table.values() for by_row in sizes.values() for r in by_row.values()]
@@ -352,12 +360,15 @@ def header(table: dict, pending: list[str], extra: list[str]) -> list[str]:
         f"after every round, stops after {PATIENCE} rounds without a better dev average and "
         "is scored on test once, at its best dev round (each monolingual model at its own).",
         "",
-        "**Recipe (paper_tables.py, chosen on dev):** FedAdam, clients' logit adjustment "
-        f"0.5, learning rate {lrs.get('prompt-encoder', 'default')} (SIB-200 dev sweep); "
-        "monolingual: plain cross-entropy, optimizer state kept across rounds; centralized: "
-        "one model on the pooled clients' data, the whole federation's local steps per "
-        "round, plain cross-entropy. No personalization: the federated line is the global "
-        "model.",
+        "**Recipe (paper_tables.py, chosen on dev):** federated, learning rate "
+        f"{lrs.get('prompt-encoder', 'default')} (SIB-200 dev sweep) and per dataset "
+        + "; ".join(f"{d}: {recipe_note(d, chosen_recipe(d))}" for d in SIZES)
+        + ". Monolingual: plain cross-entropy, optimizer state kept across rounds, learning "
+        "rate "
+        + ", ".join(f"{mono_lr(d):g} on {d}" for d in SIZES)
+        + "; centralized: one model on the pooled clients' data, the whole federation's "
+        "local steps per round, plain cross-entropy. No personalization: the federated line "
+        "is the global model.",
         "",
         STEP_NOTE.format(batch=BATCH, steps=LOCAL_STEPS, rounds=ROUNDS),
         "",

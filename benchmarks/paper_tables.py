@@ -532,7 +532,7 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
         "each at its own best round).",
         "",
         "**Recipe (chosen on dev only, benchmarks/results/recipe_sweep_*.md):** "
-        + _recipe_note(dataset, recipe)
+        + recipe_note(dataset, recipe)
         + "; learning rates per method from SIB-200 dev: "
         + ", ".join(f"{m} {lr:g}" for m, lr in lrs.items())
         + ". Monolingual: plain cross-entropy, optimizer state kept across rounds (the best "
@@ -714,7 +714,7 @@ def recorded_elsewhere(
     return [f"{k} seed {s}" for k, s in dict.fromkeys(kept) if k in same and (k, s) not in here]
 
 
-def _recipe_note(dataset: str, recipe: dict[str, dict]) -> str:
+def recipe_note(dataset: str, recipe: dict[str, dict]) -> str:
     """The federated recipe in words, with the dev figures that chose it on this dataset."""
     fed = recipe["federated"]
     tau = fed["settings"].get("train.logit_adjustment", 0.5)
