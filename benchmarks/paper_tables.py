@@ -637,20 +637,8 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     plot(dataset, rows, order)
     lines += ["", f"![per-language accuracy, accuracy vs communication, curves]({dataset}.png)", ""]
     write_text(RESULTS / f"{dataset}.md", "\n".join(lines) + "\n")
-    keep = (
-        "paradigm",
-        "method",
-        "seed",
-        "languages",
-        "averages",
-        "averages_f1",
-        "parameters",
-        "communication",
-        "time",
-        "selected_round",
-        "rounds_run",
-        "curve",
-    )
+    # "rows": seed 0's rows as the README's verdict reads them (REPORT_FIELDS but precision)
+    keep = [k for k in REPORT_FIELDS if k != "precision"]
     slim = [{k: r.get(k) for k in keep} | _personal(r) for r in rows.values()]
     stab = {
         k: [
