@@ -257,8 +257,9 @@ def run_seed(
 ) -> None:
     """Run (or resume) one seed's rows of the table, but those the results file keeps."""
     cfg = table_config(dataset, seed, low, n_clients)
-    rows = to_run_here(cfg, rows_to_run(seed, wanted), record)
-    if kept := [r for r in rows_to_run(seed, wanted) if r not in rows]:
+    table_rows = rows_to_run(seed, wanted)
+    rows = to_run_here(cfg, table_rows, record)
+    if kept := [r for r in table_rows if r not in rows]:
         print(f"seed {seed}: {', '.join(kept)} kept in the results file, not run again")
     if not rows:
         return
