@@ -356,8 +356,8 @@ def write_results(dataset: str, rows: dict[str, dict]) -> None:
         f"{', '.join(low)}. The personalized column (candidates with `-pers<k>`) is the "
         "dev accuracy after each client's k extra local steps from the selected model: "
         "extra compute, reported apart from the global model's. A monolingual row's "
-        "dev figure takes each language model at its own best dev round, eight maxima "
-        "over the same dev sets (optimistic next to one federated round for all "
+        "dev figure takes each language model at its own best dev round, one maximum per "
+        "language over the same dev sets (optimistic next to one federated round for all "
         "languages); the test sets, never read here, carry no such selection.",
         "",
         "| candidate | dev avg | dev low-res | personalized dev avg | round | rounds run | "
