@@ -214,14 +214,17 @@ def examples_per_client(size: str, rows: dict[str, dict]) -> float:
 def crossing(points: list[tuple[str, float, float, float]]) -> dict:
     """Where monolingual catches up with federated along (label, x, federated, monolingual),
     x ascending: the first size with monolingual >= federated after federated led, and the
-    crossing interpolated linearly in log2(x) between it and the size before."""
+    crossing interpolated linearly in log2(x) between it and the size before. `ahead` says
+    where federated leads: at every size ("all"), below the crossing ("below"), nowhere
+    ("none"), or unknown (None: no size has both rows)."""
     if not points:
-        return {"size": None, "at": None, "text": "no size has both rows finished"}
+        return {"size": None, "at": None, "ahead": None, "text": "no size has both rows finished"}
     label, _, fed, mono = points[0]
     if mono >= fed:
         return {
             "size": None,
             "at": None,
+            "ahead": "none",
             "text": f"no crossing in the range: monolingual is level or ahead from the "
             f"smallest size ({label}: {100 * (fed - mono):+.1f} points federated minus "
             "monolingual)",
@@ -233,6 +236,7 @@ def crossing(points: list[tuple[str, float, float, float]]) -> dict:
             return {
                 "size": label,
                 "at": at,
+                "ahead": "below",
                 "text": f"monolingual catches up at {label} examples per client "
                 f"({100 * g1:+.1f} points federated minus monolingual; the lines cross near "
                 f"{at:.0f}, interpolated on the log2 axis)",
@@ -241,6 +245,7 @@ def crossing(points: list[tuple[str, float, float, float]]) -> dict:
     return {
         "size": None,
         "at": None,
+        "ahead": "all",
         "text": f"no crossing in the range: federated ahead at every size "
         f"({100 * (fed - mono):+.1f} points at {label})",
     }

@@ -230,10 +230,15 @@ def efficiency_cell() -> str:
         return "not run yet."
     parts = []
     for dataset, sizes in data["points"].items():
-        cross = data["crossings"][dataset]["average"]["text"]
+        cross = data["crossings"][dataset]["average"]
         done = [s for s, rows in sizes.items() if FED in rows and MONO in rows]
+        held = {
+            "all": "**yes**: ",
+            "below": f"**yes below about {cross.get('at') or 0:.0f} examples per client**: ",
+            "none": "**no**: ",
+        }.get(cross.get("ahead"), "")
         parts.append(
-            f"{TABLES.get(dataset, dataset)}: {cross} (sizes with both rows: "
+            f"{TABLES.get(dataset, dataset)}: {held}{cross['text']} (sizes with both rows: "
             f"{', '.join(done) or 'none'})"
         )
     return "; ".join(parts) + f"; {_seed_label(data.get('seeds', [0]))}{_pending(data)}."

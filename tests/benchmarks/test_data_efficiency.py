@@ -22,7 +22,7 @@ def test_crossing_is_the_first_size_where_monolingual_catches_up():
     assert cross["size"] == "64"
     # gaps +4 at 32 and -4 at 64: halfway on the log2 axis
     assert cross["at"] == pytest.approx(2**5.5)
-    assert "catches up at 64" in cross["text"]
+    assert "catches up at 64" in cross["text"] and cross["ahead"] == "below"
 
 
 def test_no_crossing_when_one_line_leads_over_the_whole_range():
@@ -33,7 +33,8 @@ def test_no_crossing_when_one_line_leads_over_the_whole_range():
     )
     behind = de.crossing([("8", 8, 0.4, 0.4), ("16", 16, 0.6, 0.5)])
     assert behind["size"] is None and "level or ahead from the smallest size (8" in behind["text"]
-    assert de.crossing([])["size"] is None
+    assert (ahead["ahead"], behind["ahead"]) == ("all", "none")
+    assert de.crossing([])["size"] is None and de.crossing([])["ahead"] is None
 
 
 def test_masakhanews_languages_are_evenly_spaced_by_upstream_training_size():

@@ -97,7 +97,9 @@ def test_unseen_and_data_efficiency_lines_give_the_figures(monkeypatch):
     efficiency = {
         "pending": [],
         "points": {"sib200": {"8": {verdict.FED: {}, verdict.MONO: {}}, "32": {verdict.FED: {}}}},
-        "crossings": {"sib200": {"average": {"text": "no crossing in the range"}}},
+        "crossings": {
+            "sib200": {"average": {"ahead": "below", "at": 42.1, "text": "catches up at 64"}}
+        },
     }
     files = {"unseen_languages": unseen, "data_efficiency": efficiency}
     monkeypatch.setattr(verdict, "_load", files.get)
@@ -107,7 +109,8 @@ def test_unseen_and_data_efficiency_lines_give_the_figures(monkeypatch):
         "76.0 ± 1.4; seeds 0,1; pending: federated:prompt-encoder seed 2."
     )
     assert verdict.efficiency_cell() == (
-        "SIB-200: no crossing in the range (sizes with both rows: 8); seed 0."
+        "SIB-200: **yes below about 42 examples per client**: catches up at 64 (sizes with "
+        "both rows: 8); seed 0."
     )
     files.clear()
     assert verdict.unseen_cell() == verdict.efficiency_cell() == "not run yet."
