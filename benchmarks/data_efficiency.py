@@ -19,6 +19,9 @@ an interrupted row resumes; two processes may run disjoint datasets, sizes or ro
 results (results/data_efficiency.md/.json/.png) are rewritten after every size from all
 finished rows and list the pending ones; a row whose run directory is not on this machine
 (a fresh clone) is read back from the results file itself, made with the same settings.
+A row run with other overrides than today's recipe gives it (a dev choice changed since)
+is pending, run or recorded; `--set-aside-stale` moves such run directories aside and
+runs the rows again.
 `--set key=value` adds an override to every row (smoke runs: `--set model.name=tiny
 --set federation.rounds=2` with `--runs` and `--results` under /tmp).
 Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
@@ -31,9 +34,10 @@ import json
 import math
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from fedlingua.compare import compare
+from fedlingua.compare import compare, stored_row_matches
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
@@ -57,6 +61,7 @@ from paper_tables import (  # noqa: E402
     low_resource,
     recipe_note,
     row_overrides,
+    set_aside_stale,
 )
 from recipe_sweep import DATASETS as SWEEP_DATASETS  # noqa: E402
 
@@ -156,33 +161,56 @@ def size_config(
     return cfg
 
 
-def finished(runs: Path, dataset: str, size: str, row: str) -> dict | None:
+def finished(
+    runs: Path, dataset: str, size: str, row: str, cfg: RunConfig | None = None
+) -> dict | None:
+    """A row's results from its run directory; with `cfg` (the size's comparison as today's
+    recipe builds it) only if the row ran with the settings `cfg` gives it."""
+    if cfg is not None and not stored_row_matches(cfg, *row.split(":")):
+        return None
     return RunDir(runs / dataset / f"n{size}" / row.replace(":", "-")).results()
 
 
 def collect(
-    runs: Path, datasets: list[str], recorded: dict | None = None
+    runs: Path,
+    datasets: list[str],
+    recorded: dict | None = None,
+    current: Callable[[str, str], RunConfig] | None = None,
 ) -> tuple[dict, list[str]]:
     """Finished rows, table[dataset][size][row], and the pending ones by name. A row without
     a run directory here is taken from `recorded` (the results file as last written, see
-    harness.recorded) when that holds it, marked `"recorded": True`."""
+    harness.recorded) when that holds it, marked `"recorded": True`. With `current`
+    ((dataset, size) -> that size's comparison config today), a row run or recorded with
+    other overrides than today's (a dev choice changed since) is pending, named as run
+    with other settings; a point recorded before points kept their overrides is taken as
+    run with today's."""
     points = (recorded or {}).get("points", {})
     table: dict[str, dict[str, dict[str, dict]]] = {}
     pending = []
     for dataset in datasets:
         for size in SIZES[dataset]:
+            cfg = current(dataset, size) if current else None
             for row in ROWS:
-                r = finished(runs, dataset, size, row)
-                if r is None and row in points.get(dataset, {}).get(size, {}):
-                    r = from_point(points[dataset][size][row])
+                want = None if cfg is None else cfg.compare.overrides.get(row, [])
+                r = finished(runs, dataset, size, row, cfg)
+                stale = r is None and finished(runs, dataset, size, row) is not None
+                point = points.get(dataset, {}).get(size, {}).get(row)
+                if r is None and point is not None and not stale:
+                    if want is None or point.get("overrides", want) == want:
+                        r = from_point(point)
+                    else:
+                        stale = True
+                name = f"{dataset} n={size} {row.split(':')[0]}"
                 if r is None:
-                    pending.append(f"{dataset} n={size} {row.split(':')[0]}")
+                    pending.append(name + (" (run with other settings)" if stale else ""))
                 else:
+                    if want is not None:
+                        r["overrides"] = want
                     table.setdefault(dataset, {}).setdefault(size, {})[row] = r
     return table, pending
 
 
-KEEP = ("averages", "selected_round", "rounds_run", "stopped_early", "time", "model")
+KEEP = ("averages", "selected_round", "rounds_run", "stopped_early", "time", "model", "overrides")
 
 
 def to_point(r: dict) -> dict:
@@ -472,6 +500,12 @@ def parse_args() -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="override on every row (smoke runs, e.g. model.name=tiny)",
     )
+    ap.add_argument(
+        "--set-aside-stale",
+        action="store_true",
+        help="move rows run with other settings (a dev choice changed since) to "
+        "<row>.superseded-<n> and run them again",
+    )
     ap.add_argument("--runs", type=Path, default=RUNS, help="run directories")
     ap.add_argument("--results", type=Path, default=RESULTS, help="where results go")
     args = ap.parse_args()
@@ -517,13 +551,19 @@ def main() -> None:
                 cfg.compare.overrides = {
                     k: v for k, v in cfg.compare.overrides.items() if k in wanted
                 }
+                if args.set_aside_stale:
+                    set_aside_stale(cfg, wanted)
                 compare(cfg, wanted, log=lambda line: print(line, flush=True))
                 report(args, meta, record)
     report(args, meta, record)
 
 
 def report(args: argparse.Namespace, meta: dict, record: dict) -> None:
-    table, pending = collect(args.runs, list(SIZES), record)
+    def current(dataset: str, size: str) -> RunConfig:
+        m = meta[dataset]
+        return size_config(dataset, size, m["languages"], m["low_resource"], args.runs, args.set)
+
+    table, pending = collect(args.runs, list(SIZES), record, current)
     kept = sum(
         r.get("recorded", False) for d in table.values() for s in d.values() for r in s.values()
     )

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fedlingua.compare import _row_run
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import data_efficiency as de  # noqa: E402
 import harness  # noqa: E402
@@ -123,3 +125,49 @@ def test_a_fresh_clone_reports_the_rows_its_results_file_records(tmp_path):
     # a file made with another recipe (or other --set overrides) supplies nothing
     assert harness.recorded(path, **settings | {"command": de.command(["model.name=tiny"])}) == {}
     assert harness.recorded(tmp_path / "absent.json") == {}
+
+
+def test_a_row_run_or_recorded_with_other_settings_is_pending(tmp_path):
+    """When a dev choice changes a row's settings (say the monolingual learning rate), the
+    row's old run directory and its recorded point stop counting; the other rows stay."""
+    runs, langs, low = tmp_path / "runs", ["eng_Latn", "hau_Latn"], ["hau_Latn"]
+
+    def today(dataset: str, size: str):
+        return de.size_config(dataset, size, langs, low, runs, [])
+
+    def changed(dataset: str, size: str):
+        cfg = today(dataset, size)
+        cfg.compare.overrides[de.MONOLINGUAL] = [
+            *cfg.compare.overrides[de.MONOLINGUAL],
+            "train.lr=0.03",
+        ]
+        return cfg
+
+    cfg = today("sib200", "8")
+    for row in de.ROWS:
+        _fake_row(runs, "8", row, 0.6, 8)
+        row_cfg, rundir = _row_run(cfg, *row.split(":"))
+        rundir.config_path.write_text(row_cfg.to_toml())
+    table, pending = de.collect(runs, ["sib200"], None, today)
+    assert sorted(table["sib200"]["8"]) == sorted(de.ROWS)
+    mono = table["sib200"]["8"][de.MONOLINGUAL]
+    assert mono["overrides"] == cfg.compare.overrides[de.MONOLINGUAL]
+    assert not any(p.startswith("sib200 n=8 ") for p in pending)
+
+    table_now, pending = de.collect(runs, ["sib200"], None, changed)
+    assert sorted(table_now["sib200"]["8"]) == sorted(set(de.ROWS) - {de.MONOLINGUAL})
+    assert "sib200 n=8 monolingual (run with other settings)" in pending
+
+    # another machine: no run directory, only the points the results file recorded
+    shutil.rmtree(runs / "sib200")
+    points = {r: de.to_point(x) for r, x in table["sib200"]["8"].items()}
+    recorded = {"points": {"sib200": {"8": points}}}
+    kept, _ = de.collect(runs, ["sib200"], recorded, today)
+    assert sorted(kept["sib200"]["8"]) == sorted(de.ROWS)
+    kept, pending = de.collect(runs, ["sib200"], recorded, changed)
+    assert de.MONOLINGUAL not in kept["sib200"]["8"]
+    assert "sib200 n=8 monolingual (run with other settings)" in pending
+    # a point recorded before points kept their overrides counts as run with today's
+    legacy = {r: {k: v for k, v in p.items() if k != "overrides"} for r, p in points.items()}
+    kept, _ = de.collect(runs, ["sib200"], {"points": {"sib200": {"8": legacy}}}, changed)
+    assert sorted(kept["sib200"]["8"]) == sorted(de.ROWS)
