@@ -22,8 +22,9 @@ interrupted table continues where it stopped, and two processes may run disjoint
 of the same table at once (one per core). The results file lists rows still pending and
 keeps, per row and seed, everything the report reads ("runs"), with the row's settings: a
 later sitting without those run directories (a fresh clone) reads finished rows back from
-it and runs only the others. A file written before it kept whole rows holds some rows only
-in part: a report where such rows have no run directory stops rather than drop them.
+it and runs only the others. A file written before it kept whole rows is read the same
+way (`legacy_row`); its later seeds lack their run time and per-language personalized
+scores, which a report rewritten from them shows as missing.
 Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
 """
 
@@ -331,10 +332,11 @@ def kept_row(r: dict, overrides: list[str]) -> dict:
         x: {k: v for k, v in s.items() if k != "confusion"} for x, s in r["languages"].items()
     }
     if p := r.get("personalized"):
-        kept["personalized"] = {
-            "averages": p["averages"],
-            "languages": {x: {"accuracy": s["accuracy"]} for x, s in p["languages"].items()},
-        }
+        kept["personalized"] = {"averages": p["averages"]}
+        if "languages" in p:
+            kept["personalized"]["languages"] = {
+                x: {"accuracy": s["accuracy"]} for x, s in p["languages"].items()
+            }
     return kept | {"overrides": overrides}
 
 
@@ -348,10 +350,45 @@ def table_record(dataset: str, low: list[str]) -> dict:
 
 def recorded_row(record: dict, cfg: RunConfig, row: str) -> dict | None:
     """The row of this seed as the results file keeps it, if run with its current overrides."""
-    kept = record.get("runs", {}).get(row, {}).get(str(cfg.seed))
+    if "runs" not in record:
+        return legacy_row(record, cfg, row)
+    kept = record["runs"].get(row, {}).get(str(cfg.seed))
     if kept is None or kept.get("overrides") != cfg.compare.overrides.get(row, []):
         return None
     return kept
+
+
+def legacy_row(record: dict, cfg: RunConfig, row: str) -> dict | None:
+    """The row of this seed from a results file written before it kept whole rows under
+    "runs", if made with the row's current overrides: the first seed from "rows" (every
+    report field but precision), a later seed from "stability" (per-language accuracy and
+    the averages; no run time, no per-language personalized scores)."""
+    settings = record.get("row_overrides", {}).get(row)
+    overrides = cfg.compare.overrides.get(row, [])
+    if settings is None or [f"{k}={json.dumps(v)}" for k, v in settings.items()] != overrides:
+        return None
+    paradigm, method = row.split(":")
+    for r in record.get("rows", []):
+        if (r.get("paradigm"), r.get("method"), r.get("seed")) == (paradigm, method, cfg.seed):
+            out = {k: v for k, v in r.items() if k != "personalized"}
+            return out | _legacy_personal(r) | {"overrides": overrides}
+    for r in record.get("stability", {}).get(row, []):
+        if r.get("seed") == cfg.seed:
+            averages = {k: r[k] for k in ("average", "low_resource_average")}
+            return {
+                "paradigm": paradigm,
+                "method": method,
+                "seed": cfg.seed,
+                "languages": {x: {"accuracy": a} for x, a in r["languages"].items()},
+                "averages": averages,
+                "overrides": overrides,
+            } | _legacy_personal(r)
+    return None
+
+
+def _legacy_personal(r: dict) -> dict:
+    """A legacy record's personalized averages in the shape of a run's results."""
+    return {"personalized": {"averages": r["personalized"]}} if r.get("personalized") else {}
 
 
 def to_run_here(cfg: RunConfig, rows: list[str], record: dict) -> list[str]:
@@ -495,13 +532,6 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     by_seed = {row: {s: finished(cfgs[s], row, record) for s in seeds} for row in STABILITY_ROWS}
     stability = {row: [r for r in v.values() if r is not None] for row, v in by_seed.items()}
     pending += [f"{row} seed {s}" for row, v in by_seed.items() for s in seeds[1:] if v[s] is None]
-    lost = recorded_elsewhere(dataset, len(ds.languages()), low, rows, stability)
-    if lost:
-        sys.exit(
-            f"{dataset}: {RESULTS.name}/{dataset}.json records finished rows whose run "
-            f"directories are not here ({', '.join(lost)}); rewriting it would drop them. "
-            "Write the report where those run directories are, or run the rows again here."
-        )
     if not rows:
         print(f"{dataset}: no finished row yet")
         return
@@ -513,18 +543,20 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     lrs, choice = chosen_lrs()
     recipe = chosen_recipe(dataset)
     env = environment()
-    wall = sum(r["time"]["wall_s"] for r in rows.values()) + sum(
-        r["time"]["wall_s"] for v in stability.values() for r in v[1:]
-    )
+    runs_counted = [*rows.values(), *(r for v in stability.values() for r in v[1:])]
+    wall = sum(r["time"]["wall_s"] for r in runs_counted if "time" in r)
+    untimed = sum("time" not in r for r in runs_counted)
+    precision = next((r["precision"] for r in rows.values() if r.get("precision")), None)
     lines = [
         f"# {dataset}: paradigms compared, trained to convergence (offline model e5-small)",
         "",
         f"Command: `python benchmarks/paper_tables.py {dataset} --seeds "
         f"{','.join(map(str, seeds))}` (rows may be run in several sittings or two "
         "processes; `--report` rewrites this file from the finished rows). Run time "
-        f"{wall / 3600:.1f} h of one core summed over the finished runs (one torch thread "
-        f"per run; {env['cpu_count']} cores, torch {env['packages']['torch']}, precision "
-        f"{first.get('precision')}).",
+        f"{wall / 3600:.1f} h of one core summed over the finished runs"
+        + (f", {untimed} recorded without their run time not counted" if untimed else "")
+        + f" (one torch thread per run; {env['cpu_count']} cores, torch "
+        f"{env['packages']['torch']}, precision {precision or RECIPE['model.precision']}).",
         "",
         f"**Budget:** {BUDGETS[dataset]['note']} Every row trains at most {ROUNDS} rounds "
         f"of {LOCAL_STEPS} local steps (batch {BATCH}) per client, is scored on dev after "
@@ -682,27 +714,6 @@ def write_results(dataset: str, ds, seeds: list[int], low: list[str]) -> None:
     verdict.update()  # the READMEs' claim tables follow the results files
 
 
-def recorded_elsewhere(
-    dataset: str, n_languages: int, low: list[str], rows: dict, stability: dict
-) -> list[str]:
-    """Rows the results file holds only in part (written before it kept whole rows under
-    "runs"), made with the table's current settings, that are not among the finished `rows`
-    and `stability` rows here (no run directory: a fresh clone). Such a row cannot be
-    rebuilt (no personalized per-language scores, no seed's run time), so a report must
-    not overwrite the file."""
-    lrs, _ = chosen_lrs()
-    current = json.loads(
-        json.dumps(row_overrides(dataset, n_languages, lrs, chosen_recipe(dataset)))
-    )
-    record = table_record(dataset, low)
-    same = {k for k, v in record.get("row_overrides", {}).items() if current.get(k) == v}
-    here = {(k, r["seed"]) for k, r in rows.items()}
-    here |= {(k, r["seed"]) for k, v in stability.items() for r in v}
-    kept = [(f"{r['paradigm']}:{r['method']}", r["seed"]) for r in record.get("rows", [])]
-    kept += [(k, r["seed"]) for k, v in record.get("stability", {}).items() for r in v]
-    return [f"{k} seed {s}" for k, s in dict.fromkeys(kept) if k in same and (k, s) not in here]
-
-
 def recipe_note(dataset: str, recipe: dict[str, dict]) -> str:
     """The federated recipe in words, with the dev figures that chose it on this dataset."""
     fed = recipe["federated"]
@@ -744,6 +755,8 @@ def stability_lines(stability: dict[str, list[dict]], order: list[str]) -> list[
         "|---|---:|---:|---:|",
     ]
     mono, fed = (stability[k] for k in STABILITY_ROWS)
+    # per-language personalized scores only where every seed has them (legacy records lack them)
+    by_language = all("languages" in r.get("personalized", {}) for r in fed)
     for key, label in (("average", "**average**"), ("low_resource_average", "**low-resource**")):
         pers = [r["personalized"]["averages"][key] for r in fed if r.get("personalized")]
         lines.append(
@@ -751,7 +764,7 @@ def stability_lines(stability: dict[str, list[dict]], order: list[str]) -> list[
             f"{_mean_sd([r['averages'][key] for r in fed])} | {_mean_sd(pers)} |"
         )
     for x in order:
-        pers = [r["personalized"]["languages"][x]["accuracy"] for r in fed if r.get("personalized")]
+        pers = [r["personalized"]["languages"][x]["accuracy"] for r in fed if by_language]
         lines.append(
             f"| {x} | {_mean_sd([r['languages'][x]['accuracy'] for r in mono])} | "
             f"{_mean_sd([r['languages'][x]['accuracy'] for r in fed])} | {_mean_sd(pers)} |"

@@ -149,34 +149,6 @@ def test_rows_still_improving_at_the_last_round_are_named():
     assert paper_tables.at_the_cap({"federated:lora": {"selected_round": 1}}) == []
 
 
-def test_a_report_never_drops_rows_only_the_results_file_records(tmp_path, monkeypatch):
-    """Run directories stay on the machine that ran them; the results file is what the
-    repository keeps. A report where some recorded rows have no run directory must not
-    overwrite the file (it keeps too little of a row to rebuild the table)."""
-    pt = paper_tables
-    monkeypatch.setattr(pt, "RESULTS", tmp_path)
-    lrs, _ = pt.chosen_lrs()
-    low = ["hau_Latn"]
-    settings = {
-        "recipe": pt.RECIPE,
-        "row_overrides": pt.row_overrides("sib200", 2, lrs, pt.chosen_recipe("sib200")),
-        "budget": pt.BUDGETS["sib200"],
-        "low_resource": low,
-    }
-    fed = "federated:prompt-encoder"
-    record = settings | {
-        "rows": [{"paradigm": "federated", "method": "prompt-encoder", "seed": 0}],
-        "stability": {fed: [{"seed": 0}, {"seed": 1}]},
-    }
-    (tmp_path / "sib200.json").write_text(json.dumps(record))
-    here = {fed: {"seed": 0}}
-    assert pt.recorded_elsewhere("sib200", 2, low, here, {fed: [here[fed]]}) == [f"{fed} seed 1"]
-    both = {fed: [here[fed], {"seed": 1}]}
-    assert pt.recorded_elsewhere("sib200", 2, low, here, both) == []
-    # a file made with other settings holds nothing the table would still show
-    assert pt.recorded_elsewhere("sib200", 2, ["eng_Latn"], {}, {}) == []
-
-
 def test_a_table_rebuilds_from_its_results_file_without_run_directories(tmp_path, monkeypatch):
     """A fresh clone has the results file but no run directories: the report rebuilds the
     same table from the file, and a sitting runs only what the file does not keep."""
@@ -223,6 +195,25 @@ def test_a_table_rebuilds_from_its_results_file_without_run_directories(tmp_path
     fed = "federated:prompt-encoder"
     assert later["pending"] == [fed, f"{fed} seed 1"]
     assert later["runs"]["monolingual:prompt-encoder"] == data["runs"]["monolingual:prompt-encoder"]
+
+    # a file written before it kept whole rows ("runs"): its rows still count, so a sitting
+    # that reruns one row can report without the others' run directories
+    monkeypatch.setattr(pt, "PERSONALIZE", pt.PERSONALIZE - 1)
+    legacy = {k: v for k, v in data.items() if k != "runs"}
+    (pt.RESULTS / "sib200.json").write_text(json.dumps(legacy))
+    cfg = pt.table_config("sib200", 1, low, len(langs))
+    assert pt.to_run_here(cfg, pt.ROWS, pt.table_record("sib200", low)) == []
+    pt.write_results("sib200", ds, pt.SEEDS, low)
+    rebuilt = (pt.RESULTS / "sib200.md").read_text()
+    assert json.loads((pt.RESULTS / "sib200.json").read_text())["pending"] == []
+
+    def averages(text: str) -> list[str]:
+        start = text.index("## Averages")
+        return text[start : text.index("\n\n", text.index("|", start))].splitlines()
+
+    assert averages(rebuilt) == averages(md)
+    assert "runs, 2 recorded without their run time not counted (one" in rebuilt  # seed 1
+    assert "Federated minus monolingual average, per seed" in rebuilt
 
 
 def test_other_monolingual_learning_rates_are_the_tables_recipe_at_another_lr():
