@@ -13,7 +13,6 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 import paper_tables  # noqa: E402
-import recipe_sweep  # noqa: E402
 from recipe_sweep import table_recipe  # noqa: E402
 
 LRS = {"prompt-encoder": 1e-2, "lora": 1e-3}
@@ -214,15 +213,3 @@ def test_a_table_rebuilds_from_its_results_file_without_run_directories(tmp_path
     assert averages(rebuilt) == averages(md)
     assert "runs, 2 recorded without their run time not counted (one" in rebuilt  # seed 1
     assert "Federated minus monolingual average, per seed" in rebuilt
-
-
-def test_other_monolingual_learning_rates_are_the_tables_recipe_at_another_lr():
-    others = recipe_sweep.other_monolingual_lrs()
-    assert {"mono-adamw-keep-3e-2", "mono-adamw-keep-1e-1"} <= set(others)
-    base = recipe_sweep.CANDIDATES["mono-adamw-keep"]
-    for name in others:
-        assert name not in recipe_sweep.MONOLINGUAL_VARIANTS
-        settings = recipe_sweep.CANDIDATES[name]
-        assert settings["train.lr"] != base.get("train.lr")
-        assert {k: v for k, v in settings.items() if k != "train.lr"} == base
-    assert "mono-adamw-3e-3" not in others  # optimizer state not kept: another recipe
