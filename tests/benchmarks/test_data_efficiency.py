@@ -139,7 +139,7 @@ def test_a_row_run_or_recorded_with_other_settings_is_pending(tmp_path):
         cfg = today(dataset, size)
         cfg.compare.overrides[de.MONOLINGUAL] = [
             *cfg.compare.overrides[de.MONOLINGUAL],
-            "train.lr=0.03",
+            "train.lr=0.5",  # a learning rate no dev choice takes
         ]
         return cfg
 
