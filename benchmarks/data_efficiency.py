@@ -161,13 +161,7 @@ def size_config(
     return cfg
 
 
-def finished(
-    runs: Path, dataset: str, size: str, row: str, cfg: RunConfig | None = None
-) -> dict | None:
-    """A row's results from its run directory; with `cfg` (the size's comparison as today's
-    recipe builds it) only if the row ran with the settings `cfg` gives it."""
-    if cfg is not None and not stored_row_matches(cfg, *row.split(":")):
-        return None
+def finished(runs: Path, dataset: str, size: str, row: str) -> dict | None:
     return RunDir(runs / dataset / f"n{size}" / row.replace(":", "-")).results()
 
 
@@ -192,8 +186,14 @@ def collect(
             cfg = current(dataset, size) if current else None
             for row in ROWS:
                 want = None if cfg is None else cfg.compare.overrides.get(row, [])
-                r = finished(runs, dataset, size, row, cfg)
-                stale = r is None and finished(runs, dataset, size, row) is not None
+                r = finished(runs, dataset, size, row)
+                stale = (
+                    r is not None
+                    and cfg is not None
+                    and not stored_row_matches(cfg, *row.split(":"))
+                )
+                if stale:
+                    r = None
                 point = points.get(dataset, {}).get(size, {}).get(row)
                 if r is None and point is not None and not stale:
                     if want is None or point.get("overrides", want) == want:
