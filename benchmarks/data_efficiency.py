@@ -30,7 +30,6 @@ Needs ../shared/data (or $FEDLINGUA_DATA_ROOT).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -149,15 +148,13 @@ def size_config(
         "output_dir": str(runs / dataset),
         "name": f"n{size}",
     }
-    items = [f"{k}={json.dumps(v)}" for k, v in raw.items() if v is not None]
+    items = harness.override_items({k: v for k, v in raw.items() if v is not None})
     cfg = RunConfig.load(None, items + extra)
     overrides = row_overrides(
         dataset, len(langs), {"prompt-encoder": lrs["prompt-encoder"]}, chosen_recipe(dataset)
     )
     overrides[FEDERATED]["evaluation.personalize"] = PERSONALIZE
-    cfg.compare.overrides = {
-        row: [f"{k}={json.dumps(v)}" for k, v in o.items()] for row, o in overrides.items()
-    }
+    cfg.compare.overrides = {row: harness.override_items(o) for row, o in overrides.items()}
     return cfg
 
 

@@ -24,6 +24,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP_STEPS = 2  # the first steps of a process warm up allocators and kernels
 
 
+def override_items(settings: dict) -> list[str]:
+    """`key=value` overrides (values as JSON) for RunConfig.load or compare.overrides."""
+    return [f"{k}={json.dumps(v)}" for k, v in settings.items()]
+
+
 def one_thread_per_run() -> int:
     """Run the benchmark's trainings on one torch thread unless $FEDLINGUA_THREADS says
     otherwise (two sittings then share the two cores), and set it now, so that the

@@ -200,9 +200,9 @@ def table_config(dataset: str, seed: int, low: list[str], n_clients: int) -> Run
         "name": f"seed{seed}",
         "data.low_resource": low,
     }
-    cfg = RunConfig.load(None, [f"{k}={json.dumps(v)}" for k, v in raw.items()])
+    cfg = RunConfig.load(None, harness.override_items(raw))
     cfg.compare.overrides = {
-        row: [f"{k}={json.dumps(v)}" for k, v in o.items()]
+        row: harness.override_items(o)
         for row, o in row_overrides(dataset, n_clients, lrs, chosen_recipe(dataset)).items()
     }
     return cfg
@@ -365,7 +365,7 @@ def legacy_row(record: dict, cfg: RunConfig, row: str) -> dict | None:
     the averages; no run time, no per-language personalized scores)."""
     settings = record.get("row_overrides", {}).get(row)
     overrides = cfg.compare.overrides.get(row, [])
-    if settings is None or [f"{k}={json.dumps(v)}" for k, v in settings.items()] != overrides:
+    if settings is None or harness.override_items(settings) != overrides:
         return None
     paradigm, method = row.split(":")
     for r in record.get("rows", []):

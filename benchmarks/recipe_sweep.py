@@ -282,7 +282,7 @@ SWEEP_BASE = {"federation.strategy": "fedavg", "train.logit_adjustment": 0.0}
 def config(dataset: str, name: str) -> RunConfig:
     overrides = SWEEP_BASE | COMMON | DATASETS[dataset]["overrides"] | CANDIDATES[name]
     overrides |= {"output_dir": str(RUNS / dataset), "name": name}
-    return RunConfig.load(None, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    return RunConfig.load(None, harness.override_items(overrides))
 
 
 def run_candidate(dataset: str, name: str) -> Path:

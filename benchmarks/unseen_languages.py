@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import statistics
 import sys
 import time
@@ -138,7 +137,7 @@ def row_config(seed: int, clients: list[str], unseen: list[str], args) -> RunCon
         "data.languages": clients,
         "data.zero_shot_languages": unseen,
     }
-    for item in [f"{k}={json.dumps(v)}" for k, v in ours.items()] + args.set:
+    for item in harness.override_items(ours) + args.set:
         apply_override(raw, item)
     cfg = RunConfig.from_dict(raw)
     cfg.compare.overrides = {
