@@ -26,7 +26,9 @@ Usage:  python benchmarks/unseen_languages.py [--seeds 0,1,2] [--rows ...]
         python benchmarks/unseen_languages.py --report   (results from finished rows only)
 Rows are run directories (benchmarks/runs/unseen_languages/seed<k>/<row>): an interrupted
 row resumes, and a row whose directory is not on this machine (a fresh clone) is read back
-from the results file, made with the same settings; the monolingual row's transfer matrix
+from the results file, made with the same settings; a row run or recorded with other
+overrides than today's recipe gives it (a dev choice changed since) is pending, the other
+rows stay. The monolingual row's transfer matrix
 is kept, model by model, in seed<k>/monolingual-transfer.json (recomputed when that row's
 best tensors change). Every model is scored on test for every held-back language on the
 `--full-transfer` seeds only (default 0): elsewhere only the models dev picks, a cut that
@@ -45,9 +47,10 @@ import hashlib
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from fedlingua.compare import compare
+from fedlingua.compare import compare, stored_row_matches
 from fedlingua.config import RunConfig, apply_override
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.engine import load_final_states
@@ -79,6 +82,7 @@ RUNS, RESULTS = HERE / "runs" / NAME, HERE / "results"
 FED, CENT, MONO = (f"{p}:prompt-encoder" for p in ("federated", "centralized", "monolingual"))
 ROWS = [FED, CENT, MONO]
 TRANSFER = "monolingual-transfer.json"
+NO_PERSONALIZE = "evaluation.personalize="  # personalization is off in these rows
 # Top-level family (Glottolog) and branch of each SIB-200 language here, for the table of
 # held-back languages: which of them have a relative among the clients.
 FAMILY = {
@@ -141,7 +145,7 @@ def row_config(seed: int, clients: list[str], unseen: list[str], args) -> RunCon
         apply_override(raw, item)
     cfg = RunConfig.from_dict(raw)
     cfg.compare.overrides = {
-        row: [o for o in overrides if not o.startswith("evaluation.personalize=")]
+        row: [o for o in overrides if not o.startswith(NO_PERSONALIZE)]
         for row, overrides in cfg.compare.overrides.items()
     }
     return cfg.validate()
@@ -230,12 +234,12 @@ def main() -> None:
     rows = args.rows.split(",")
     # The results file as last written supplies the rows whose run directories are absent.
     lrs, _ = chosen_lrs()
+    # (rows recorded with other overrides are pending: collect checks them row by row)
     record = harness.recorded(
         args.out / f"{NAME}.json",
         clients=clients,
         held_back=unseen,
         recipe=RECIPE,
-        row_overrides=row_overrides(DATASET, len(clients), lrs, chosen_recipe(DATASET)),
         budget=BUDGETS[DATASET]["overrides"],
         overrides=args.set,
     )
@@ -247,7 +251,8 @@ def main() -> None:
             )
         for seed in seeds:
             run_seed(seed, clients, unseen, rows, args)
-    data = collect(args.runs, reported_seeds(seeds), unseen, record)
+    today = lambda seed: row_config(seed, clients, unseen, args)  # noqa: E731
+    data = collect(args.runs, reported_seeds(seeds), unseen, record, today)
     write_results(data, clients, unseen, args)
 
 
@@ -261,40 +266,79 @@ LABELS = {
 }
 
 
-def collect(runs: Path, seeds: list[int], unseen: list[str], recorded: dict | None = None) -> dict:
+def collect(
+    runs: Path,
+    seeds: list[int],
+    unseen: list[str],
+    recorded: dict | None = None,
+    current: Callable[[int], RunConfig] | None = None,
+) -> dict:
     """Per seed, the figures of every finished row: per held-back language test accuracy,
     the unseen and seen (client-language) averages, wall time and rounds; and what is
     still pending. A row not finished here (no run directory, or a monolingual row whose
     transfer scoring was cut) is taken from `recorded` (the results file as last written,
-    see harness.recorded) when that holds it."""
+    see harness.recorded) when that holds it. With `current` (seed -> that seed's config
+    today, `row_config`), a row run or recorded with other overrides than today's (a dev
+    choice changed since) is pending, named as run with other settings; the rows whose
+    settings did not change stay."""
     out: dict = {"seeds": {}, "pending": []}
     for seed in seeds:
         folder = runs / f"seed{seed}"
+        cfg = current(seed) if current else None
         kept = (recorded or {}).get("seeds", {}).get(str(seed), {})
         got: dict = {}
         for key, row in (("federated", FED), ("centralized", CENT)):
-            r = RunDir(folder / row.replace(":", "-")).results()
+            r, stale = _finished(folder, row, cfg)
             if r is not None:
                 got[key] = _figures({x: r["languages"][x]["accuracy"] for x in unseen}, r)
-            elif key in kept:
+                continue
+            stale = stale or (key in kept and not _recorded_today(recorded, row, cfg))
+            if key in kept and not stale:
                 got[key] = kept[key]
             else:
-                out["pending"].append(f"{row} seed {seed}")
-        mono = RunDir(folder / MONO.replace(":", "-")).results()
+                out["pending"].append(f"{row} seed {seed}" + OTHER_SETTINGS * stale)
+        mono, stale = _finished(folder, MONO, cfg)
         pick = _transfer(folder, mono)
-        if pick is None and "mono_dev" in kept:
-            got |= {k: kept[k] for k in ("mono_dev", "mono_mean", "mono_oracle") if k in kept}
-        elif pick is None:
-            out["pending"].append(f"{MONO} seed {seed}" + (" (transfer)" if mono else ""))
-        else:
+        if pick is not None:
             got["mono_dev"] = _figures({x: pick[x]["test"] for x in unseen}, mono)
             got["mono_dev"]["pick"] = {x: pick[x]["models"] for x in unseen}
             got["mono_dev"]["transfer_wall_s"] = read_json(folder / TRANSFER)["wall_s"]
             if all("mean_test" in pick[x] for x in unseen):
                 got["mono_mean"] = _figures({x: pick[x]["mean_test"] for x in unseen})
                 got["mono_oracle"] = _figures({x: pick[x]["oracle_test"] for x in unseen})
+            out["seeds"][seed] = got
+            continue
+        recorded_stale = "mono_dev" in kept and not _recorded_today(recorded, MONO, cfg)
+        if "mono_dev" in kept and not (stale or recorded_stale):
+            got |= {k: kept[k] for k in ("mono_dev", "mono_mean", "mono_oracle") if k in kept}
+        else:  # a row here cut in its transfer scoring has today's settings
+            cut = " (transfer)" if mono else ""
+            stale = stale or (recorded_stale and mono is None)
+            out["pending"].append(f"{MONO} seed {seed}{cut}" + OTHER_SETTINGS * stale)
         out["seeds"][seed] = got
     return out
+
+
+OTHER_SETTINGS = " (run with other settings)"
+
+
+def _finished(folder: Path, row: str, cfg: RunConfig | None) -> tuple[dict | None, bool]:
+    """A row's results from its run directory, and whether that directory holds a run with
+    other overrides than `cfg` gives the row today (then its results are not read)."""
+    r = RunDir(folder / row.replace(":", "-")).results()
+    if r is not None and cfg is not None and not stored_row_matches(cfg, *row.split(":")):
+        return None, True
+    return r, False
+
+
+def _recorded_today(recorded: dict | None, row: str, cfg: RunConfig | None) -> bool:
+    """Whether the results file recorded `row` with the overrides `cfg` gives it today (a
+    file records each row's settings as a dict, personalization included)."""
+    was = (recorded or {}).get("row_overrides", {}).get(row)
+    if cfg is None or was is None:
+        return True
+    items = [o for o in harness.override_items(was) if not o.startswith(NO_PERSONALIZE)]
+    return items == cfg.compare.overrides.get(row, [])
 
 
 def _transfer(folder: Path, mono: dict | None) -> dict | None:

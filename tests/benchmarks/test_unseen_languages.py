@@ -1,6 +1,6 @@
 """benchmarks/unseen_languages.py end to end on the tiny model and real SIB-200 sentences:
 the held-back rule, the three rows on one seed, and a later sitting's report that still
-covers every table seed."""
+covers every table seed, and rows whose settings a dev choice changed."""
 
 from __future__ import annotations
 
@@ -64,5 +64,17 @@ def test_one_seed_end_to_end_then_a_report_from_another_sitting(tmp_path):
     clone = _run("--report", runs=runs, out=out)
     assert clone["seeds"]["0"] == later["seeds"]["0"]
     assert not any(p.endswith("seed 0") for p in clone["pending"])
+    # a dev choice that changes one row's settings (here the monolingual learning rate)
+    # makes that row pending; the rows it does not touch are still read back
+    path = out / "unseen_languages.json"
+    recorded = json.loads(path.read_text())
+    recorded["row_overrides"]["monolingual:prompt-encoder"]["train.lr"] = 0.5
+    path.write_text(json.dumps(recorded))
+    changed = _run("--report", runs=runs, out=out)
+    assert changed["seeds"]["0"]["federated"] == seed0["federated"]
+    assert changed["seeds"]["0"]["centralized"] == seed0["centralized"]
+    assert "mono_dev" not in changed["seeds"]["0"]
+    assert "monolingual:prompt-encoder seed 0 (run with other settings)" in changed["pending"]
+    assert "monolingual:prompt-encoder seed 1" in changed["pending"]  # never run: no label
     other = _run("--report", "--set", "data.max_length=32", runs=runs, out=out)
     assert "federated:prompt-encoder seed 0" in other["pending"]
