@@ -40,7 +40,6 @@ from fedlingua.compare import compare, stored_row_matches
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
-from fedlingua.methods import REGISTRY
 from fedlingua.report import RunDir
 from fedlingua.runtime import environment
 
@@ -58,6 +57,7 @@ from paper_tables import (  # noqa: E402
     chosen_lrs,
     chosen_recipe,
     low_resource,
+    monolingual_lr,
     recipe_note,
     row_overrides,
     set_aside_stale,
@@ -357,12 +357,6 @@ def dataset_lines(dataset: str, sizes: dict[str, dict], meta: dict) -> list[str]
     return lines + [""]
 
 
-def mono_lr(dataset: str) -> float:
-    """The monolingual rows' learning rate: the dataset's dev choice, else the default."""
-    default = REGISTRY["prompt-encoder"].default_lr
-    return chosen_recipe(dataset)["monolingual"]["settings"].get("train.lr", default)
-
-
 def header(table: dict, pending: list[str], extra: list[str]) -> list[str]:
     """Title, command, budget, recipe and what a step is."""
     rows = [r for sizes in table.values() for by_row in sizes.values() for r in by_row.values()]
@@ -395,7 +389,7 @@ def header(table: dict, pending: list[str], extra: list[str]) -> list[str]:
         + "; ".join(f"{d}: {recipe_note(d, chosen_recipe(d))}" for d in SIZES)
         + ". Monolingual: plain cross-entropy, optimizer state kept across rounds, learning "
         "rate "
-        + ", ".join(f"{mono_lr(d):g} on {d}" for d in SIZES)
+        + ", ".join(f"{monolingual_lr(d):g} on {d}" for d in SIZES)
         + "; centralized: one model on the pooled clients' data, the whole federation's "
         "local steps per round, plain cross-entropy. No personalization: the federated line "
         "is the global model.",

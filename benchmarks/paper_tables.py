@@ -40,6 +40,7 @@ from fedlingua.compare import compare, stored_row_matches
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root, load_dataset
 from fedlingua.io import write_json, write_text
+from fedlingua.methods import REGISTRY
 from fedlingua.report import RunDir
 from fedlingua.runtime import environment
 
@@ -188,6 +189,12 @@ def chosen_recipe(dataset: str) -> dict[str, dict]:
     sweep (recipe_sweep.py <dataset>), or the defaults where it has none."""
     path = SWEEP_RESULTS / f"recipe_sweep_{TABLE_SWEEPS.get(dataset, dataset)}.json"
     return table_recipe(json.loads(path.read_text())["rows"] if path.exists() else {})
+
+
+def monolingual_lr(dataset: str) -> float:
+    """The monolingual rows' learning rate: the dataset's dev choice, else the default."""
+    default = REGISTRY["prompt-encoder"].default_lr
+    return chosen_recipe(dataset)["monolingual"]["settings"].get("train.lr", default)
 
 
 def table_config(dataset: str, seed: int, low: list[str], n_clients: int) -> RunConfig:

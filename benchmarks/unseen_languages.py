@@ -72,6 +72,7 @@ from paper_tables import (  # noqa: E402
     chosen_lrs,
     chosen_recipe,
     low_resource,
+    monolingual_lr,
     reported_seeds,
     row_overrides,
     table_config,
@@ -493,9 +494,9 @@ def _header(data: dict, cfg: RunConfig, new_script: list[str], args) -> list[str
         "once, at its best dev round. Recipe of paper_tables.py (chosen on "
         f"dev): FedAdam, clients' logit adjustment 0.5, prompt-encoder learning rate "
         f"{lrs.get('prompt-encoder')}; monolingual: plain cross-entropy, optimizer state "
-        f"kept; centralized: the pooled data, {t.local_steps} x {len(clients)} steps per "
-        "round, "
-        "plain cross-entropy. No personalization.",
+        f"kept, learning rate {monolingual_lr(DATASET):g} (SIB-200 dev); centralized: the "
+        f"pooled data, {t.local_steps} x {len(clients)} steps per round, plain "
+        "cross-entropy. No personalization.",
         "",
         "**What reads the held-back languages:** no row trains on them. The federated and "
         "centralized rows choose their round on the dev average over all evaluated languages, "
