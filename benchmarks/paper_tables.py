@@ -743,7 +743,8 @@ def _mono_note(recipe: dict[str, dict]) -> str:
     if len(mono["measured"]) < 2 or mono["candidate"] not in mono["measured"]:
         return ""
     tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in mono["measured"].items())
-    return f"; its learning rate the best on this dataset's dev ({tried})"
+    lr = mono["settings"].get("train.lr", REGISTRY["prompt-encoder"].default_lr)
+    return f"; learning rate {lr:g}, the best on this dataset's dev ({tried})"
 
 
 def _personal(r: dict) -> dict:
