@@ -204,7 +204,8 @@ def unseen_cell() -> str:
     data = _load("unseen_languages") or {}
     mono = data.get("verdicts", {}).get("federated_vs_mono_dev")
     if not mono:
-        return "not run yet."
+        pending = ", ".join(map(str, data.get("pending", [])))
+        return f"pending: {pending}." if pending else "not run yet."
     fed, best = mono["averages"]["federated"], mono["averages"]["mono_dev"]
     fmt = _ms if len(fed) > 1 else (lambda v: _pct(v[0]))
     cent = data["verdicts"].get("federated_vs_centralized")
