@@ -199,7 +199,7 @@ def collect(
                         stale = True
                 name = f"{dataset} n={size} {row.split(':')[0]}"
                 if r is None:
-                    pending.append(name + (" (run with other settings)" if stale else ""))
+                    pending.append(name + harness.OTHER_SETTINGS * stale)
                 else:
                     if want is not None:
                         r["overrides"] = want

@@ -72,6 +72,11 @@ def update_rates(results: list[UpdateResult]) -> dict:
     }
 
 
+OTHER_SETTINGS = " (run with other settings)"
+"""Appended to a pending row's name when that row was run with other settings than
+today's recipe gives it (a dev choice changed since)."""
+
+
 def recorded(path: Path, **expected) -> dict:
     """The results file a report is about to rewrite, as last written: the committed record
     of every finished row. A report takes from it the rows whose run directories are not on

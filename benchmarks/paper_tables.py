@@ -193,8 +193,13 @@ def chosen_recipe(dataset: str) -> dict[str, dict]:
 
 def monolingual_lr(dataset: str) -> float:
     """The monolingual rows' learning rate: the dataset's dev choice, else the default."""
+    return recipe_mono_lr(chosen_recipe(dataset))
+
+
+def recipe_mono_lr(recipe: dict[str, dict]) -> float:
+    """The monolingual learning rate a recipe (chosen_recipe) sets, else the default."""
     default = REGISTRY["prompt-encoder"].default_lr
-    return chosen_recipe(dataset)["monolingual"]["settings"].get("train.lr", default)
+    return recipe["monolingual"]["settings"].get("train.lr", default)
 
 
 def table_config(dataset: str, seed: int, low: list[str], n_clients: int) -> RunConfig:
@@ -743,8 +748,7 @@ def _mono_note(recipe: dict[str, dict]) -> str:
     if len(mono["measured"]) < 2 or mono["candidate"] not in mono["measured"]:
         return ""
     tried = ", ".join(f"{n} {100 * v:.1f}" for n, v in mono["measured"].items())
-    lr = mono["settings"].get("train.lr", REGISTRY["prompt-encoder"].default_lr)
-    return f"; learning rate {lr:g}, the best on this dataset's dev ({tried})"
+    return f"; learning rate {recipe_mono_lr(recipe):g}, the best on this dataset's dev ({tried})"
 
 
 def _personal(r: dict) -> dict:

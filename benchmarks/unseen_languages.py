@@ -297,7 +297,7 @@ def collect(
             if key in kept and not stale:
                 got[key] = kept[key]
             else:
-                out["pending"].append(f"{row} seed {seed}" + OTHER_SETTINGS * stale)
+                out["pending"].append(f"{row} seed {seed}" + harness.OTHER_SETTINGS * stale)
         mono, stale = _finished(folder, MONO, cfg)
         pick = _transfer(folder, mono)
         if pick is not None:
@@ -315,12 +315,9 @@ def collect(
         else:  # a row here cut in its transfer scoring has today's settings
             cut = " (transfer)" if mono else ""
             stale = stale or (recorded_stale and mono is None)
-            out["pending"].append(f"{MONO} seed {seed}{cut}" + OTHER_SETTINGS * stale)
+            out["pending"].append(f"{MONO} seed {seed}{cut}" + harness.OTHER_SETTINGS * stale)
         out["seeds"][seed] = got
     return out
-
-
-OTHER_SETTINGS = " (run with other settings)"
 
 
 def _finished(folder: Path, row: str, cfg: RunConfig | None) -> tuple[dict | None, bool]:
