@@ -535,26 +535,51 @@ def main() -> None:
         for dataset in args.dataset:
             sizes = SIZES[dataset] if args.sizes is None else args.sizes.split(",")
             for size in [s for s in run_order(SIZES[dataset]) if s in sizes]:
-                m = meta[dataset]
-                cfg = size_config(
-                    dataset, size, m["languages"], m["low_resource"], args.runs, args.set
-                )
+                current = current_config(args, meta)
+                cfg = current(dataset, size)
+                rows = rows_to_run(args.runs, dataset, size, wanted, record, current)
+                if kept := [r for r in wanted if r not in rows]:
+                    print(f"{dataset} n={size}: {', '.join(kept)} kept in the results file")
+                if not rows:
+                    continue
                 cfg.compare.overrides = {
-                    k: v for k, v in cfg.compare.overrides.items() if k in wanted
+                    k: v for k, v in cfg.compare.overrides.items() if k in rows
                 }
                 if args.set_aside_stale:
-                    set_aside_stale(cfg, wanted)
-                compare(cfg, wanted, log=lambda line: print(line, flush=True))
+                    set_aside_stale(cfg, rows)
+                compare(cfg, rows, log=lambda line: print(line, flush=True))
                 report(args, meta, record)
     report(args, meta, record)
 
 
-def report(args: argparse.Namespace, meta: dict, record: dict) -> None:
+def rows_to_run(
+    runs: Path,
+    dataset: str,
+    size: str,
+    wanted: list[str],
+    record: dict,
+    current: Callable[[str, str], RunConfig],
+) -> list[str]:
+    """The rows a sitting runs at one size: all of `wanted` but those the results file
+    keeps with today's settings and that have no run directory here (a run directory here
+    is resumed or read back by `compare`)."""
+    table, _ = collect(runs, [dataset], record, current)
+    done = table.get(dataset, {}).get(size, {})
+    return [r for r in wanted if not done.get(r, {}).get("recorded")]
+
+
+def current_config(args: argparse.Namespace, meta: dict) -> Callable[[str, str], RunConfig]:
+    """(dataset, size) -> that size's comparison config today."""
+
     def current(dataset: str, size: str) -> RunConfig:
         m = meta[dataset]
         return size_config(dataset, size, m["languages"], m["low_resource"], args.runs, args.set)
 
-    table, pending = collect(args.runs, list(SIZES), record, current)
+    return current
+
+
+def report(args: argparse.Namespace, meta: dict, record: dict) -> None:
+    table, pending = collect(args.runs, list(SIZES), record, current_config(args, meta))
     kept = sum(
         r.get("recorded", False) for d in table.values() for s in d.values() for r in s.values()
     )

@@ -152,6 +152,25 @@ def row_config(seed: int, clients: list[str], unseen: list[str], args) -> RunCon
     return cfg.validate()
 
 
+ROW_KEYS = {FED: "federated", CENT: "centralized", MONO: "mono_dev"}
+
+
+def rows_to_run(
+    runs: Path,
+    seed: int,
+    rows: list[str],
+    unseen: list[str],
+    record: dict,
+    today: Callable[[int], RunConfig],
+) -> list[str]:
+    """The rows a sitting runs for one seed: all of `rows` but those the results file keeps
+    with today's settings and that have no run directory here (a run directory here is
+    resumed or read back by `compare`)."""
+    got = collect(runs, [seed], unseen, record, today)["seeds"].get(seed, {})
+    folder = runs / f"seed{seed}"
+    return [r for r in rows if (folder / r.replace(":", "-")).exists() or ROW_KEYS[r] not in got]
+
+
 def run_seed(seed: int, clients: list[str], unseen: list[str], rows: list[str], args) -> None:
     cfg = row_config(seed, clients, unseen, args)
     cfg.compare.overrides = {k: v for k, v in cfg.compare.overrides.items() if k in rows}
@@ -244,15 +263,19 @@ def main() -> None:
         budget=BUDGETS[DATASET]["overrides"],
         overrides=args.set,
     )
-    if not args.report:
-        if "prompt-encoder" not in lrs:
-            sys.exit(
-                "the prompt encoder's learning rate comes from the dev sweep: run "
-                "benchmarks/recipe_sweep.py sib200 first"
-            )
-        for seed in seeds:
-            run_seed(seed, clients, unseen, rows, args)
+    if not args.report and "prompt-encoder" not in lrs:
+        sys.exit(
+            "the prompt encoder's learning rate comes from the dev sweep: run "
+            "benchmarks/recipe_sweep.py sib200 first"
+        )
     today = lambda seed: row_config(seed, clients, unseen, args)  # noqa: E731
+    if not args.report:
+        for seed in seeds:
+            here = rows_to_run(args.runs, seed, rows, unseen, record, today)
+            if kept := [r for r in rows if r not in here]:
+                print(f"seed {seed}: {', '.join(kept)} kept in the results file, not run again")
+            if here:
+                run_seed(seed, clients, unseen, here, args)
     data = collect(args.runs, reported_seeds(seeds), unseen, record, today)
     write_results(data, clients, unseen, args)
 

@@ -164,6 +164,10 @@ def test_a_row_run_or_recorded_with_other_settings_is_pending(tmp_path):
     recorded = {"points": {"sib200": {"8": points}}}
     kept, _ = de.collect(runs, ["sib200"], recorded, today)
     assert sorted(kept["sib200"]["8"]) == sorted(de.ROWS)
+    # a sitting there runs only what the file does not keep with today's settings
+    assert de.rows_to_run(runs, "sib200", "8", de.ROWS, recorded, today) == []
+    assert de.rows_to_run(runs, "sib200", "8", de.ROWS, recorded, changed) == [de.MONOLINGUAL]
+    assert de.rows_to_run(runs, "sib200", "16", de.ROWS, recorded, today) == de.ROWS
     kept, pending = de.collect(runs, ["sib200"], recorded, changed)
     assert de.MONOLINGUAL not in kept["sib200"]["8"]
     assert "sib200 n=8 monolingual (run with other settings)" in pending

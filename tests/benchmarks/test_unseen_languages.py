@@ -64,6 +64,12 @@ def test_one_seed_end_to_end_then_a_report_from_another_sitting(tmp_path):
     clone = _run("--report", runs=runs, out=out)
     assert clone["seeds"]["0"] == later["seeds"]["0"]
     assert not any(p.endswith("seed 0") for p in clone["pending"])
+    # ... and a sitting there does not train again the rows that file keeps
+    rows = "federated:prompt-encoder,centralized:prompt-encoder"
+    again = _run("--seeds", "0", "--rows", rows, runs=runs, out=out)
+    assert not (runs / "seed0" / "federated-prompt-encoder").exists()
+    assert not (runs / "seed0" / "centralized-prompt-encoder").exists()
+    assert again["seeds"]["0"] == clone["seeds"]["0"]
     # a dev choice that changes one row's settings (here the monolingual learning rate)
     # makes that row pending; the rows it does not touch are still read back
     path = out / "unseen_languages.json"
