@@ -532,10 +532,10 @@ def main() -> None:
     if not args.report and "prompt-encoder" not in chosen_lrs()[0]:
         sys.exit("needs the prompt encoder's learning rate: run benchmarks/recipe_sweep.py sib200")
     if not args.report:
+        current = current_config(args, meta)
         for dataset in args.dataset:
             sizes = SIZES[dataset] if args.sizes is None else args.sizes.split(",")
             for size in [s for s in run_order(SIZES[dataset]) if s in sizes]:
-                current = current_config(args, meta)
                 cfg = current(dataset, size)
                 rows = rows_to_run(args.runs, dataset, size, wanted, record, current)
                 if kept := [r for r in wanted if r not in rows]:
