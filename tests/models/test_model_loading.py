@@ -30,7 +30,8 @@ def attempt(name):
     try:
         b = load_backbone(name)
         return {"ok": True, "prefix": b.text_prefix, "source": b.source,
-                "max_positions": b.max_positions, "seconds": time.perf_counter() - start}
+                "max_positions": b.max_positions, "hub_kernels": b.encoder.use_kernels,
+                "seconds": time.perf_counter() - start}
     except ModelUnavailableError as exc:
         return {"ok": False, "error": str(exc), "seconds": time.perf_counter() - start}
 
@@ -85,6 +86,7 @@ def test_hub_id_in_local_hf_cache_loads_offline(hub_attempts):
     assert result["prefix"] == "query: "  # the id names an e5 model
     assert result["source"].endswith("0" * 40)
     assert result["max_positions"] == 128
+    assert result["hub_kernels"] is False
 
 
 def test_missing_local_folder_is_reported(tmp_path: Path):
@@ -115,6 +117,19 @@ def test_plain_folder_gets_no_prefix(tmp_path: Path):
     backbone = load_backbone(str(tmp_path / "plain-bert"))
     assert backbone.text_prefix == "" and backbone.max_positions == 128
     assert backbone.encoder.pooler is None
+
+
+def test_loaded_backbones_keep_transformers_own_layers(e5, tmp_path: Path):
+    """transformers would swap layers for hub-downloaded kernels on a GPU's first train() or
+    eval() where the `kernels` package is installed (and crash offline); loads opt out."""
+    tiny = build_tiny_backbone()
+    tiny.encoder.save_pretrained(tmp_path / "bert")
+    tiny.tokenizer.save_pretrained(tmp_path / "bert")
+    for backbone in (e5, load_backbone(str(tmp_path / "bert"))):
+        backbone.encoder.train()
+        backbone.encoder.eval()
+        assert backbone.encoder.use_kernels is False
+        assert getattr(backbone.encoder, "kernels_mode", None) is None
 
 
 def test_describe_backbone_counts_parts(e5):

@@ -28,6 +28,10 @@ _E5_NAME = re.compile(r"(?:^|[/_.\-])e5(?:$|[/_.\-])", re.IGNORECASE)
 _POOLER_OPTIONAL = {"bert", "roberta", "xlm-roberta", "camembert"}
 # RoBERTa-style position ids start after the padding index, so two positions are not usable
 _PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"}
+# Where the `kernels` package is installed, transformers swaps layers for kernels it downloads
+# from the hub on the first train()/eval() on a GPU: code fetched at run time, other numerics,
+# and a crash offline. The frozen backbone keeps transformers' own layers.
+_LOAD_OPTIONS = {"use_kernels": False}
 
 
 def load_backbone(
@@ -67,7 +71,9 @@ def _load_folder(name: str, folder: Path, dtype: torch.dtype) -> Backbone:
     if config.model_type in _POOLER_OPTIONAL and not _checkpoint_has_pooler(folder):
         kwargs["add_pooling_layer"] = False  # no pooler weights: do not invent random ones
     with _no_progress_bar():  # a local load takes a second; a bar per client process is noise
-        encoder = transformers.AutoModel.from_pretrained(folder, dtype=dtype, **kwargs)
+        encoder = transformers.AutoModel.from_pretrained(
+            folder, dtype=dtype, **_LOAD_OPTIONS, **kwargs
+        )
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     prefix = _manifest(folder).get("text_prefix")
     if prefix is None:
@@ -116,7 +122,7 @@ def _load_hub(model_id: str, dtype: torch.dtype) -> Backbone:
         return _load_folder(model_id, Path(config_file).parent, dtype)
     try:
         config = transformers.AutoConfig.from_pretrained(model_id)
-        encoder = transformers.AutoModel.from_pretrained(model_id, dtype=dtype)
+        encoder = transformers.AutoModel.from_pretrained(model_id, dtype=dtype, **_LOAD_OPTIONS)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_id)
         folder = Path(transformers.utils.cached_file(model_id, "config.json")).parent
     except OSError as exc:
