@@ -125,3 +125,21 @@ def test_a_supernode_takes_its_device_from_the_node_config():
     assert node_run_config(context({})).model.device == "auto"
     with pytest.raises(ConfigError, match="model.device"):
         node_run_config(context({"device": "tpu"}))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_steps_and_evaluation_never_take_cudnn_attention(precision):
+    """cuDNN's attention plans each new input shape anew (slow with padded batches): CUDA
+    training steps and evaluation run flash or memory-efficient attention instead. The
+    contexts only set backend flags, so this holds on a CPU-only machine too."""
+    from fedlingua.training import Workbench
+
+    bench = Workbench(torch.nn.Identity(), None, [], 0, precision, device=torch.device("cuda"))
+    for context in (bench.matmuls, bench.eval_attention):
+        with context():
+            assert not torch.backends.cuda.cudnn_sdp_enabled()
+            assert torch.backends.cuda.flash_sdp_enabled()
+            assert torch.backends.cuda.mem_efficient_sdp_enabled()
+            if context == bench.matmuls:
+                assert torch.backends.cuda.matmul.allow_tf32 == (precision == "bf16")
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored

@@ -48,6 +48,13 @@ from fedlingua.runtime import (
 State = dict[str, torch.Tensor]
 
 
+# Attention kernels on CUDA: flash or memory-efficient, never cuDNN's, which plans each new
+# input shape anew, while padded batches change shape at almost every step. On an H200 a
+# sequential bf16 round of 30 clients took 15.2 s without it, 24.4 s with it
+# (benchmarks/results/gpu_check.md).
+CUDA_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
 @dataclass
 class Workbench:
     """A wrapped model and what is needed to train, swap and evaluate its trainable state."""
@@ -77,20 +84,27 @@ class Workbench:
     def eval_attention(self) -> contextlib.AbstractContextManager:
         """Attention kernel of evaluation. On the CPU, PyTorch's math kernel: its fused
         (flash) kernel with a padding mask ran e5-small's evaluation slower at the short
-        lengths measured (training already takes the math kernel: dropout)."""
+        lengths measured (training already takes the math kernel: dropout). On CUDA, the
+        kernels of `CUDA_ATTENTION`."""
         if self.device.type == "cpu":
             return sdpa_kernel(SDPBackend.MATH)
+        if self.device.type == "cuda":
+            return sdpa_kernel(CUDA_ATTENTION)
         return contextlib.nullcontext()
 
     def matmuls(self) -> contextlib.AbstractContextManager:
         """Context of whole training steps (forward and backward): the oneDNN fp32
-        matrix-product mode for 'fp32-onednn' (CPU), TF32 for what bf16 autocast leaves in
-        fp32 on CUDA, nothing otherwise."""
+        matrix-product mode for 'fp32-onednn' (CPU); on CUDA the attention kernels of
+        `CUDA_ATTENTION`, plus TF32 for what bf16 autocast leaves in fp32."""
         if self.precision == "fp32-onednn":
             return onednn_fp32_matmuls()
-        if self.precision == "bf16" and self.device.type == "cuda":
-            return cuda_tf32_matmuls()
-        return contextlib.nullcontext()
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(sdpa_kernel(CUDA_ATTENTION))
+        if self.precision == "bf16":
+            stack.enter_context(cuda_tf32_matmuls())
+        return stack
 
     def batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CPU batch on the workbench's device."""
