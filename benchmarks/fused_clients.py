@@ -18,6 +18,7 @@ help on a machine.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import threading
@@ -41,6 +42,8 @@ def _config(args) -> RunConfig:
     cfg = RunConfig()
     cfg.model.name = args.model
     cfg.model.device = args.device
+    if args.precision:
+        cfg.model.precision = args.precision
     cfg.method.name = args.method
     on_disk = default_data_root() is not None
     cfg.data.source = "sib200" if on_disk else "cldr"
@@ -195,16 +198,26 @@ def main() -> None:
     ap.add_argument("--method", default="prompt-encoder")
     ap.add_argument("--model", default="e5-small", help="model.name (a folder works too)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="", help="model.precision (default: the config's)")
     ap.add_argument("--name", default="fused_clients", help="results file name")
     ap.add_argument("--results-dir", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--report", type=Path, help="only rebuild the .md of this results JSON (no run)"
+    )
     args = ap.parse_args()
+    if args.report:
+        out = json.loads(args.report.read_text())
+        write_results(args.report.stem, out, report(out), args.report.parent)
+        return
     threads = configure_threads(None)
     exp = build(_config(args))
     ks = [int(k) for k in args.ks.split(",")]
     rows = [sweep_k(exp, k, args) for k in ks]
     profiles = [op_profile(exp, k, args) for k in sorted({ks[0], min(8, ks[-1])})]
     command = "python benchmarks/fused_clients.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "results_dir"
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in vars(args).items()
+        if k not in ("results_dir", "report") and v != ""
     )
     out = {
         "command": command,
