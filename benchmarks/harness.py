@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,6 +89,15 @@ def recorded(path: Path, **expected) -> dict:
     # The JSON round trip compares tuples and lists, int and str keys as the file stores them.
     same = all(json.loads(json.dumps(v)) == data.get(k) for k, v in expected.items())
     return data if same else {}
+
+
+def rows_to_run(
+    rows: list[str], *, here: Callable[[str], bool], kept: Callable[[str], bool]
+) -> list[str]:
+    """The rows a sitting runs: all but those the results file keeps with today's settings
+    (`kept`) and that have no run directory here (`here`; such a directory is resumed, or
+    read back by `compare`)."""
+    return [r for r in rows if here(r) or not kept(r)]
 
 
 def write_results(name: str, data: dict, lines: list[str], folder: Path = RESULTS) -> None:

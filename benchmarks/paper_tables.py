@@ -407,7 +407,11 @@ def to_run_here(cfg: RunConfig, rows: list[str], record: dict) -> list[str]:
     """The rows a sitting runs: all but those the results file kept with their current
     settings and that have no run directory here (a run directory here is resumed or read
     back by `compare`)."""
-    return [r for r in rows if _row_dir(cfg, r).exists() or recorded_row(record, cfg, r) is None]
+    return harness.rows_to_run(
+        rows,
+        here=lambda r: _row_dir(cfg, r).exists(),
+        kept=lambda r: recorded_row(record, cfg, r) is not None,
+    )
 
 
 def _row_dir(cfg: RunConfig, row: str) -> Path:

@@ -168,7 +168,11 @@ def rows_to_run(
     resumed or read back by `compare`)."""
     got = collect(runs, [seed], unseen, record, today)["seeds"].get(seed, {})
     folder = runs / f"seed{seed}"
-    return [r for r in rows if (folder / r.replace(":", "-")).exists() or ROW_KEYS[r] not in got]
+    return harness.rows_to_run(
+        rows,
+        here=lambda r: (folder / r.replace(":", "-")).exists(),
+        kept=lambda r: ROW_KEYS[r] in got,
+    )
 
 
 def run_seed(seed: int, clients: list[str], unseen: list[str], rows: list[str], args) -> None:

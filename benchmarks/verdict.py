@@ -204,7 +204,7 @@ def unseen_cell() -> str:
     data = _load("unseen_languages") or {}
     mono = data.get("verdicts", {}).get("federated_vs_mono_dev")
     if not mono:
-        pending = ", ".join(map(str, data.get("pending", [])))
+        pending = ", ".join(data.get("pending", []))
         return f"pending: {pending}." if pending else "not run yet."
     fed, best = mono["averages"]["federated"], mono["averages"]["mono_dev"]
     fmt = _ms if len(fed) > 1 else (lambda v: _pct(v[0]))
