@@ -136,7 +136,9 @@ def test_cuda_steps_and_evaluation_never_take_cudnn_attention(precision):
 
     bench = Workbench(torch.nn.Identity(), None, [], 0, precision, device=torch.device("cuda"))
     for context in (bench.matmuls, bench.eval_attention):
-        with context():
+        step = context()
+        assert torch.backends.cuda.cudnn_sdp_enabled()  # nothing changes before `with`
+        with step:
             assert not torch.backends.cuda.cudnn_sdp_enabled()
             assert torch.backends.cuda.flash_sdp_enabled()
             assert torch.backends.cuda.mem_efficient_sdp_enabled()

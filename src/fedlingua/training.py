@@ -100,15 +100,18 @@ class Workbench:
             return onednn_fp32_matmuls()
         if self.device.type != "cuda":
             return contextlib.nullcontext()
-        stack = contextlib.ExitStack()
-        stack.enter_context(sdpa_kernel(CUDA_ATTENTION))
-        if self.precision == "bf16":
-            stack.enter_context(cuda_tf32_matmuls())
-        return stack
+        return _cuda_step(tf32=self.precision == "bf16")
 
     def batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A CPU batch on the workbench's device."""
         return to_device(batch, self.device)
+
+
+@contextlib.contextmanager
+def _cuda_step(*, tf32: bool) -> Iterator[None]:
+    """A CUDA training step: the attention kernels of `CUDA_ATTENTION`, TF32 if `tf32`."""
+    with sdpa_kernel(CUDA_ATTENTION), cuda_tf32_matmuls() if tf32 else contextlib.nullcontext():
+        yield
 
 
 def build_workbench(
