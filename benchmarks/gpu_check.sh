@@ -195,15 +195,24 @@ json.dump({"peaks_gflops": peaks, "precisions": rows}, open(out, "w"), indent=2)
 EOF
 fi
 
+# fused_sweep <model folder> <results name> <time limit> <fused_clients.py options>:
+# one K sweep per precision, written to $RESULTS/<results name>_<precision>.json
+fused_sweep() {
+  local model=$1 name=$2 limit=$3
+  shift 3
+  for P in $PRECISIONS; do
+    step "fused K sweep: $name ($P)"
+    (cd benchmarks && timeout "$limit" $PY fused_clients.py --model "$model" --device $DEVICE \
+      "$@" --precision $P --name "${name}_$P" --results-dir "$RESULTS") | grep -v "INFO" \
+      || echo "SWEEP $name $P FAILED"
+  done
+}
+
 if wants sweep; then
   if [[ $SCALE == small ]]; then SWEEP="--ks 1,2 --clients 4 --steps 1 --batch-size 4 --max-length 32 --rounds 1"
   else SWEEP="--ks 1,2,4,8,16 --clients 16 --steps 4 --batch-size 32 --max-length 128 --rounds 2"; fi
-  for P in $PRECISIONS; do
-    step "fused K sweep ($P)"
-    (cd benchmarks && timeout 150 $PY fused_clients.py --model "$MODEL" --device $DEVICE $SWEEP \
-      --precision $P --name fused_clients_gpu_$P --results-dir "$RESULTS") | grep -v "INFO" \
-      || echo "SWEEP $P FAILED"
-  done
+  # shellcheck disable=SC2086
+  fused_sweep "$MODEL" fused_clients_gpu 150 $SWEEP
 fi
 
 if wants rounds; then
@@ -240,12 +249,8 @@ if wants xlmr; then
   else XSWEEP="--ks 1,4,16 --clients 16 --steps 2 --batch-size 32 --max-length 128 --rounds 1"; fi
   XMODEL=$WORK/xlmr-shaped
   encoder_like "$([[ $SCALE == small ]] && echo xlmr-small || echo xlmr-base)" "$XMODEL"
-  for P in $PRECISIONS; do
-    step "fused K sweep on the XLM-R base shape ($P)"
-    (cd benchmarks && timeout 120 $PY fused_clients.py --model "$XMODEL" --device $DEVICE $XSWEEP \
-      --precision $P --name fused_clients_gpu_xlmr_$P --results-dir "$RESULTS") | grep -v "INFO" \
-      || echo "XLMR SWEEP $P FAILED"
-  done
+  # shellcheck disable=SC2086
+  fused_sweep "$XMODEL" fused_clients_gpu_xlmr 120 $XSWEEP
 fi
 # A device runner that returns few files ($OUT) gets the JSON only: each .md is
 # `fused_clients.report(json)`, rebuilt with `python benchmarks/fused_clients.py --report F`.
