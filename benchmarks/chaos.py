@@ -535,7 +535,7 @@ def soak_once(nodes: int, rounds: int, faults: list[Fault], root: Path, timeout:
     cfg_path, run_dir = root / "chaos.toml", root / "runs" / "chaos"
     root.mkdir(parents=True, exist_ok=True)
     write_config(cfg_path, root / "runs", nodes, rounds, timeout)
-    clients = [c.client_id for c in build(RunConfig.load(cfg_path)).clients]  # by partition-id
+    clients = [s.client_id for s in build(RunConfig.load(cfg_path)).sites()]  # by partition-id
     needs_disk = any(f.kind == "disk-full" for f in faults)
     disk_note = mount_tmpfs(run_dir / "checkpoint", TMPFS_BYTES) if needs_disk else None
     available = mem_available_mib()

@@ -31,7 +31,7 @@ from throughput import encoder_flops
 
 from fedlingua.config import RunConfig
 from fedlingua.data import default_data_root
-from fedlingua.engine.federations import build_federations
+from fedlingua.engine.federations import build_federations, simulated_coordinator
 from fedlingua.experiment import build
 from fedlingua.runtime import configure_threads, device_name, environment, flower_log_level
 
@@ -112,7 +112,7 @@ def gemm_gflops(m: int, k: int, n: int, bench, repeats: int = 5) -> float:
 def sweep_k(exp, k: int, args) -> dict:
     """Warm-up round, then `args.rounds` timed rounds of the one federation with fuse K."""
     exp.cfg.federation.fuse_clients = k
-    (fed,) = build_federations(exp).values()
+    (fed,) = build_federations(simulated_coordinator(exp)).values()
     times = []
     with PeakMemory(exp.bench.device) as memory, flower_log_level(logging.WARNING):
         fed.step(1)  # warm-up

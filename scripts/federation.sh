@@ -8,12 +8,17 @@
 # SuperLink may join; any other node is refused). `--insecure` turns both off and
 # says so loudly. For machines on a network see README.md, "Running across machines".
 #
-#   scripts/federation.sh up [--nodes N] [--config RUN.toml] [--dir DIR] [--port BASE]
-#                            [--isolation worker|subprocess] [--fault I=KIND]... [--insecure]
+#   scripts/federation.sh up [--nodes N] [--node-data DIR_1,...,DIR_N] [--config RUN.toml]
+#                            [--dir DIR] [--port BASE] [--isolation worker|subprocess]
+#                            [--fault I=KIND]... [--insecure]
 #       Generates (or reuses) the CA, the certificates and one EC P-384 key pair per node in
 #       DIR, starts the SuperLink on BASE (default 9091), registers the nodes' public keys,
-#       starts SuperNode i (partition-id=i of N, Runtime API on BASE+1+i) and returns when
-#       all N are online. --config is the fedlingua run config `run` uses by default.
+#       starts SuperNode i (Runtime API on BASE+1+i) and returns when all N are online.
+#       --node-data gives node i its own data folder (node config data-dir=DIR_i, the
+#       folder-source layout holding that site's language(s)): each node reads only its
+#       folder, and the coordinator reads none. Without it, node i plays partition i of the
+#       run config's whole dataset (every node reads all of it: a trial on one machine).
+#       --config is the fedlingua run config `run` uses by default.
 #       --isolation worker (default): each SuperNode runs `--isolation process` with one
 #       long-running ClientApp worker (fedlingua.flower_app.worker), so rounds do not pay a
 #       fresh process, imports and model load; subprocess: Flower's default, one
@@ -36,6 +41,13 @@
 #       (re)start one component; --fault I=KIND replaces node I's fault for this start
 #       (--fault I= starts it without one); without --fault, the faults given to `up`.
 #
+# Trust boundaries: umask 077 (everything created is 0700/0600); the SuperLink runs in
+# process isolation and only the SuperExec holding its secret (keys/superlink.superexec)
+# gets its tasks, likewise each node's worker (keys/node-I.superexec); bin/ holds the
+# guarded flwr-serverapp / flwr-clientapp (fedlingua.flower_app.guard), first on PATH, so
+# only fedlingua's own apps ever run; each node has its own runtime-I certificate; run
+# configs are read only from FEDLINGUA_CONFIG_DIRS (configs/ and the --config's folder).
+#
 # DIR defaults to $FEDLINGUA_FEDERATION_DIR or runs/federation. Inside it: tls/ (CA,
 # server and runtime certificates), keys/ (node key pairs), pids/, logs/, homes/ (a
 # FLWR_HOME per process: the CLI's holds config.toml with the connection "fedlingua"),
@@ -43,6 +55,7 @@
 # federation.env (the settings). Processes run with one torch thread
 # (FEDLINGUA_THREADS=1), runtime dependency installation off, offline.
 set -euo pipefail
+umask 077  # everything this script and its processes create: 0700 folders, 0600 files
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${FEDLINGUA_BIN:-$REPO/.venv/bin}"
@@ -65,12 +78,13 @@ TARGET=""
 if [[ "$CMD" == stop || "$CMD" == restart || "$CMD" == kill ]]; then TARGET="${1:-}"; shift || true; fi
 DIR="${FEDLINGUA_FEDERATION_DIR:-$REPO/runs/federation}"
 RESTART_WINDOW="${FEDLINGUA_NODE_RESTART_WINDOW:-150}"
-NODES="" CONFIG="" PORT="" ISOLATION="" INSECURE="" OVERRIDES="" RESUME="" TIMEOUT=""
+NODES="" CONFIG="" PORT="" ISOLATION="" INSECURE="" OVERRIDES="" RESUME="" TIMEOUT="" NODE_DATA=""
 SANS=() FAULTS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dir) DIR="$2"; shift 2 ;;
     --nodes) NODES="$2"; shift 2 ;;
+    --node-data) NODE_DATA="$2"; shift 2 ;;
     --config) CONFIG="$2"; shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --isolation) ISOLATION="$2"; shift 2 ;;
@@ -80,7 +94,7 @@ while [[ $# -gt 0 ]]; do
     --overrides) OVERRIDES="$2"; shift 2 ;;
     --resume) RESUME="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,44p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,56p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -95,6 +109,8 @@ load_settings() {
   [[ -f "$ENVFILE" ]] || die "no federation in $DIR (run: scripts/federation.sh up --dir $DIR)"
   # shellcheck disable=SC1090
   source "$ENVFILE"
+  export FEDLINGUA_CONFIG_DIRS="${CONFIG_DIRS:-}"
+  write_guards
 }
 
 # ---- processes ------------------------------------------------------------------------------
@@ -139,7 +155,30 @@ stop_components() {  # stop_components SIG NAME...: signal each component's proc
   for p in $pids; do { running "$p" && kill -KILL "$p"; } 2>/dev/null || true; done
   say "stopped$names with SIG$sig"
 }
-stop_component() { stop_components "${2:-TERM}" "$1"; }
+stop_component() {  # the SuperLink goes with its SuperExec
+  if [[ "$1" == superlink ]]; then stop_components "${2:-TERM}" superlink superexec
+  else stop_components "${2:-TERM}" "$1"; fi
+}
+
+write_guards() {  # fedlingua's guarded flwr-serverapp / flwr-clientapp, first on PATH: only
+  # fedlingua's own apps run, whatever app package a `flwr run` caller sends
+  mkdir -p "$DIR/bin"
+  local kind
+  for kind in serverapp clientapp; do
+    printf '#!/usr/bin/env bash\nexec %q -m fedlingua.flower_app.guard %s "$@"\n' "$PY" "$kind" \
+      > "$DIR/bin/flwr-$kind"
+    chmod 700 "$DIR/bin/flwr-$kind"
+  done
+  export PATH="$DIR/bin:$PATH"
+}
+
+config_dirs() {  # the folders a run's fedlingua-config may be read from (FEDLINGUA_CONFIG_DIRS)
+  local dirs="${CONFIG_DIRS:-${FEDLINGUA_CONFIG_DIRS:-}}"
+  dirs="${dirs:+$dirs:}$REPO/configs"
+  [[ -n "$CONFIG" ]] && dirs="$dirs:$(dirname "$CONFIG")"
+  CONFIG_DIRS="$dirs"
+  export FEDLINGUA_CONFIG_DIRS="$CONFIG_DIRS"
+}
 
 launch() {  # launch NAME CMD...: a new session (pid = process group), log and pid recorded
   local name="$1"; shift
@@ -176,8 +215,19 @@ make_tls() {
     rm -f "$t/$1.csr" "$t/$1.ext"
   }
   cert superlink "$san"              # the SuperLink's Fleet/Control/Runtime port
-  cert runtime "IP:127.0.0.1,DNS:localhost"  # each SuperNode's local Runtime API
+  local i
+  for i in $(seq 0 $((${NODES:-0} - 1))); do  # each SuperNode's local Runtime API: its own key
+    cert "runtime-$i" "IP:127.0.0.1,DNS:localhost"
+  done
   chmod 600 "$t"/*.key
+}
+
+make_secret() {  # make_secret NAME: a SuperExec shared secret (32 random bytes), 0600: only
+  # the process holding it may acquire the node's tasks from its Runtime API
+  local f="$DIR/keys/$1.superexec"
+  mkdir -p "$DIR/keys"; chmod 700 "$DIR/keys"
+  [[ -f "$f" ]] || head -c 32 /dev/urandom > "$f"
+  chmod 600 "$f"
 }
 
 make_node_key() {  # an EC P-384 key pair in OpenSSH format, what SuperNode auth uses
@@ -213,17 +263,30 @@ write_connection() {
 
 # ---- components -----------------------------------------------------------------------------
 start_superlink() {
+  # process isolation: the SuperLink runs no app process itself and hands a ServerApp task
+  # only to the holder of its SuperExec secret: our own flower-superexec, which starts the
+  # guarded `flwr-serverapp` first on PATH (write_guards): only fedlingua's ServerApp runs
+  make_secret superlink
   local args=(--host 127.0.0.1 --port "$PORT" --database "$DIR/state/superlink.db"
-              --disable-runtime-dependency-installation)
-  if [[ -n "$INSECURE" ]]; then args+=(--insecure)
+              --disable-runtime-dependency-installation --isolation process
+              --superexec-auth-secret-file "$DIR/keys/superlink.superexec")
+  local exec_args=(--runtime-api-address "127.0.0.1:$PORT"
+                   --superexec-auth-secret-file "$DIR/keys/superlink.superexec")
+  if [[ -n "$INSECURE" ]]; then args+=(--insecure); exec_args+=(--insecure)
   else
     args+=(--ssl-ca-certfile "$DIR/tls/ca.crt" --ssl-certfile "$DIR/tls/superlink.pem"
            --ssl-keyfile "$DIR/tls/superlink.key" --enable-supernode-auth)
+    exec_args+=(--root-certificates "$DIR/tls/ca.crt")
   fi
   mkdir -p "$DIR/state" "$DIR/homes/superlink"
   (cd "$REPO" && export FLWR_HOME="$DIR/homes/superlink" && launch superlink "$BIN/flower-superlink" "${args[@]}")
   for _ in $(seq 150); do
-    port_open "$PORT" && { say "SuperLink up on 127.0.0.1:$PORT (pid $(cat "$(pidfile superlink)"))"; return 0; }
+    if port_open "$PORT"; then
+      (cd "$REPO" && export FLWR_HOME="$DIR/homes/superlink" && launch superexec \
+        "$BIN/flower-superexec" "${exec_args[@]}" --parent-pid "$(cat "$(pidfile superlink)")")
+      say "SuperLink up on 127.0.0.1:$PORT (pid $(cat "$(pidfile superlink)"); SuperExec pid $(cat "$(pidfile superexec)"))"
+      return 0
+    fi
     alive superlink || die "the SuperLink exited: see $DIR/logs/superlink.log"
     sleep 0.2
   done
@@ -257,15 +320,24 @@ start_node() {
   local i="$1" rport=$((PORT + 1 + i)) fault
   port_free "$rport" || die "port $rport (node-$i's Runtime API) is in use: choose another --port"
   fault="$(node_fault "$i")"
-  local config="partition-id=$i num-partitions=$NODES"
+  local config="partition-id=$i num-partitions=$NODES" data
+  if [[ -n "$NODE_DATA" ]]; then
+    IFS=, read -r -a data <<<"$NODE_DATA"
+    config="data-dir='${data[$i]}'"
+  fi
   [[ -n "$fault" ]] && config="$config fedlingua-fault='$fault'"
   local args=(--superlink "127.0.0.1:$PORT" --node-config "$config" --host 127.0.0.1 --port "$rport")
   local worker=(-m fedlingua.flower_app.worker --runtime-api-address "127.0.0.1:$rport")
+  if [[ "$ISOLATION" == worker ]]; then  # only the worker holding the node's secret gets tasks
+    make_secret "node-$i"
+    args+=(--superexec-auth-secret-file "$DIR/keys/node-$i.superexec")
+    worker+=(--superexec-auth-secret-file "$DIR/keys/node-$i.superexec")
+  fi
   if [[ -n "$INSECURE" ]]; then
     args+=(--insecure); worker+=(--insecure)
   else
     args+=(--root-certificates "$DIR/tls/ca.crt" --auth-supernode-private-key "$DIR/keys/node-$i"
-           --ssl-certfile "$DIR/tls/runtime.pem" --ssl-keyfile "$DIR/tls/runtime.key"
+           --ssl-certfile "$DIR/tls/runtime-$i.pem" --ssl-keyfile "$DIR/tls/runtime-$i.key"
            --ssl-ca-certfile "$DIR/tls/ca.crt")
     worker+=(--root-certificates "$DIR/tls/ca.crt")
   fi
@@ -293,7 +365,7 @@ start_node() {
   } > "$launcher"
   (cd "$REPO" && launch "node-$i" bash "$launcher")
   [[ -n "$fault" ]] && say "node-$i: FAULT INJECTION fedlingua-fault='$fault'"
-  say "node-$i started (partition $i of $NODES, Runtime API 127.0.0.1:$rport, pid $(cat "$(pidfile "node-$i")"))"
+  say "node-$i started (${NODE_DATA:+own data, }partition $i of $NODES, Runtime API 127.0.0.1:$rport, pid $(cat "$(pidfile "node-$i")"))"
 }
 
 online_nodes() {  # how many nodes the SuperLink sees online
@@ -313,7 +385,24 @@ wait_online() {
 }
 
 # ---- commands -------------------------------------------------------------------------------
+node_data() {  # --node-data as absolute folders, one per node (NODES follows it when unset)
+  [[ -n "$NODE_DATA" ]] || return 0
+  local dirs=() d out=()
+  IFS=, read -r -a dirs <<<"$NODE_DATA"
+  NODES="${NODES:-${#dirs[@]}}"
+  [[ "${#dirs[@]}" -eq "$NODES" ]] || die "--node-data names ${#dirs[@]} folders for $NODES nodes"
+  for d in "${dirs[@]}"; do
+    [[ -d "$d" ]] || die "--node-data: $d is not a folder"
+    [[ "$d" != *"'"* && "$d" != *,* ]] || die "--node-data: $d: no quotes or commas in folder names"
+    out+=("$(cd "$d" && pwd)")
+  done
+  NODE_DATA="$(IFS=,; echo "${out[*]}")"
+}
+
 cmd_up() {
+  node_data
+  config_dirs
+  write_guards
   NODES="${NODES:-3}" PORT="${PORT:-9091}" ISOLATION="${ISOLATION:-worker}"
   [[ "$NODES" =~ ^[1-9][0-9]*$ ]] || die "--nodes must be a positive integer"
   [[ "$ISOLATION" == worker || "$ISOLATION" == subprocess ]] || die "--isolation: worker or subprocess"
@@ -332,8 +421,9 @@ cmd_up() {
   fi
   rm -f "$DIR/state/superlink.db"
   {
-    printf 'NODES=%q\nPORT=%q\nISOLATION=%q\nINSECURE=%q\nCONFIG=%q\n' \
-      "$NODES" "$PORT" "$ISOLATION" "$INSECURE" "$CONFIG"
+    printf 'NODES=%q\nPORT=%q\nISOLATION=%q\nINSECURE=%q\nCONFIG=%q\nNODE_DATA=%q\n' \
+      "$NODES" "$PORT" "$ISOLATION" "$INSECURE" "$CONFIG" "$NODE_DATA"
+    printf 'CONFIG_DIRS=%q\n' "$CONFIG_DIRS"
     printf 'FAULTS=(%s)\n' "$(printf '%q ' "${FAULTS[@]+"${FAULTS[@]}"}")"
   } > "$ENVFILE"
   write_connection
@@ -376,12 +466,15 @@ cmd_status() {
 }
 
 write_run_config() {  # the Flower run config (a TOML file: no quoting problems)
-  "$PY" - "$DIR/run-config.toml" "$CONFIG" "$OVERRIDES" "$RESUME" <<'EOF'
+  "$PY" - "$DIR/run-config.toml" "$CONFIG" "$OVERRIDES" "$RESUME" "$NODES" <<'EOF'
 import sys
 import tomli_w
-path, config, overrides, resume = sys.argv[1:]
+path, config, overrides, resume, sites = sys.argv[1:]
 with open(path, "wb") as fh:
-    tomli_w.dump({"fedlingua-config": config, "overrides": overrides, "resume": resume}, fh)
+    tomli_w.dump(
+        {"fedlingua-config": config, "overrides": overrides, "resume": resume, "sites": int(sites)},
+        fh,
+    )
 EOF
 }
 
@@ -444,7 +537,7 @@ main() {
     stop) cmd_stop ;;
     kill) cmd_kill ;;
     restart) cmd_restart ;;
-    *) sed -n '2,44p' "${BASH_SOURCE[0]}"; [[ -z "$CMD" ]] || exit 2 ;;
+    *) sed -n '2,56p' "${BASH_SOURCE[0]}"; [[ -z "$CMD" ]] || exit 2 ;;
   esac
 }
 

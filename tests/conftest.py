@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -10,6 +11,8 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
 os.environ.setdefault("FEDLINGUA_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the Flower App reads run configs only from allowed folders: the tests write theirs here
+os.environ.setdefault("FEDLINGUA_CONFIG_DIRS", tempfile.gettempdir())
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -116,6 +117,7 @@ def flower_env(home: Path, tag: str) -> dict[str, str]:
         "TOKENIZERS_PARALLELISM": "false",
         "FEDLINGUA_THREADS": "1",
         "OMP_NUM_THREADS": "1",
+        "FEDLINGUA_CONFIG_DIRS": tempfile.gettempdir(),  # where the tests write run configs
         MARKER: tag,
     }
 

@@ -103,18 +103,20 @@ def test_client_dropout_is_seeded_and_recorded(tmp_path, tiny_backbone, tiny_con
 
 
 def test_simulated_clients_share_one_backbone(tmp_path, tiny_backbone, tiny_config):
-    from fedlingua.engine.federations import build_federations
+    from fedlingua.engine.federations import build_federations, simulation_grid
+    from fedlingua.experiment import coordinate
 
     cfg = tiny_config(tmp_path, data__clients_per_language=4)
     exp = build(cfg, backbone=tiny_backbone)
     bench = exp.bench
-    feds = build_federations(exp)
-    grid = feds["global"].grid
-    assert len(list(grid.get_node_ids())) == 12
-    # every node's handler is the one client update bound to the very same workbench
+    grid = simulation_grid(exp)
+    coord = coordinate(cfg, grid, backbone=tiny_backbone, bench=bench, expected=12)
+    feds = build_federations(coord)
+    assert len(list(feds["global"].grid.get_node_ids())) == 12
+    # every node answers as one site, bound to the very same workbench
     handlers = list(grid._handlers.values())
-    assert {id(h.args[0]) for h in handlers} == {id(bench)}
-    assert len({h.args[1].client_id for h in handlers}) == 12
+    assert {id(h.bench) for h in handlers} == {id(bench)}
+    assert len({h.site.client_id for h in handlers}) == 12
     # the per-client state is only the trainable tensors
     backbone_params = sum(p.numel() for p in tiny_backbone.encoder.parameters())
     assert bench.params.trainable < backbone_params / 5
@@ -123,13 +125,13 @@ def test_simulated_clients_share_one_backbone(tmp_path, tiny_backbone, tiny_conf
 def test_monolingual_and_centralized_use_the_same_initial_state(
     tmp_path, tiny_backbone, tiny_config
 ):
-    from fedlingua.engine.federations import build_federations
+    from fedlingua.engine.federations import build_federations, simulated_coordinator
 
     inits = {}
     for paradigm in PARADIGMS:
         cfg = tiny_config(tmp_path, paradigm=paradigm)
         exp = build(cfg, backbone=tiny_backbone)
-        for name, fed in build_federations(exp).items():
+        for name, fed in build_federations(simulated_coordinator(exp)).items():
             inits[(paradigm, name)] = fed.state
     first = next(iter(inits.values()))
     for state in inits.values():

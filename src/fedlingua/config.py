@@ -98,6 +98,11 @@ class DataConfig:
     eval_languages: Names | None = _help("languages evaluated (default: clients + zero-shot)", None)
     zero_shot_languages: Names = _help("languages evaluated without any client", factory=list)
     low_resource: Names = _help("languages averaged as the low-resource group", factory=list)
+    labels: Names | None = _help(
+        "the run's label names in order (default: the union of what the sites report at the "
+        "roll call); a site with a label outside this list is refused",
+        None,
+    )
     columns: Table | None = _help("folder sources: schema field -> file column", None)
     clients_per_language: Int = _help("clients per language", 1)
     partition: Literal["iid", "dirichlet"] = _help("split of a language across its clients", "iid")
@@ -207,7 +212,11 @@ class PrivacyConfig:
     target_clipped_quantile: Float = _help("central-adaptive: quantile of updates clipped", 0.5)
     clip_norm_lr: Float = _help("central-adaptive: learning rate of the clipping norm", 0.2)
     clipped_count_stddev: Float | None = _help("central-adaptive: clipped-count noise", None)
-    seeded_noise: Flag = _help("DP noise from the run seed (false: OS entropy)", True)
+    seeded_noise: Flag = _help(
+        "DP noise from the run seed, in-process only (anyone with the config can recompute "
+        "it: no epsilon is reported); default: OS entropy",
+        False,
+    )
     secure_aggregation: Flag = _help("SecAgg+: the server sees only the sum of updates", False)
     secagg_num_shares: Float = _help("SecAgg+: key shares per client (or a fraction)", 1.0)
     secagg_threshold: Float = _help("SecAgg+: shares that rebuild a key (or a fraction)", 0.67)
@@ -276,6 +285,7 @@ class RunConfig:
         """Check types, choices and the cross-field rules; raise `ConfigError` on the first."""
         # A config built or edited in code gets the same type and choice checks as a file.
         _parse(type(self), self.to_dict())
+        _check_name(self.name)
         _check_schedule(self)
         _check_method_and_data(self)
         _check_device_and_fusing(self)
@@ -319,6 +329,18 @@ class RunConfig:
 def _need(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def _check_name(name: str | None) -> None:
+    """A run name is one folder name under `output_dir`: no separator, no `..`."""
+    _need(
+        name is None or (_RUN_NAME.fullmatch(name) is not None and ".." not in name),
+        f"name={name!r}: a run name is letters, digits, '.', '_' and '-' (starting with a "
+        "letter or digit, no '..'): it names one folder under output_dir",
+    )
 
 
 def _check_schedule(cfg: RunConfig) -> None:

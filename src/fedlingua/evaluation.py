@@ -15,36 +15,57 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 
+def confusion_matrix(preds: Iterable[int], gold: Iterable[int], k: int) -> np.ndarray:
+    """k x k counts (rows: gold label, columns: predicted label)."""
+    gold = np.asarray(list(gold), dtype=np.int64)
+    preds = np.asarray(list(preds), dtype=np.int64)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (gold, preds), 1)
+    return confusion
+
+
 def scores(preds: np.ndarray, gold: Iterable[int], labels: Sequence[str] | None = None) -> dict:
     """Accuracy and macro-F1 (over the labels present in gold or predictions); with the
     dataset's `labels`, also recall per class and the confusion matrix (rows: gold)."""
     gold = np.asarray(list(gold), dtype=np.int64)
     preds = np.asarray(preds, dtype=np.int64)
-    if len(gold) == 0:
+    k = (
+        len(labels)
+        if labels is not None
+        else int(max(gold.max(initial=-1), preds.max(initial=-1))) + 1
+    )
+    return scores_from_confusion(confusion_matrix(preds, gold, max(k, 0)), labels)
+
+
+def scores_from_confusion(confusion: np.ndarray, labels: Sequence[str] | None = None) -> dict:
+    """`scores` from counts alone: what a site's evaluation reply carries (summed over the
+    sites that hold a language's rows), never the examples or the per-example outputs."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    n = int(confusion.sum())
+    if n == 0:
         return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0}
-    f1s = []
-    for label in np.union1d(gold, preds):
-        tp = np.sum((preds == label) & (gold == label))
-        fp = np.sum((preds == label) & (gold != label))
-        fn = np.sum((preds != label) & (gold == label))
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    tp = np.diag(confusion)
+    present = (support > 0) | (predicted > 0)  # labels in gold or in the predictions
+    f1s = [
+        0.0
+        if tp[i] == 0
+        else 2 * tp[i] / (2 * tp[i] + (predicted[i] - tp[i]) + (support[i] - tp[i]))
+        for i in np.flatnonzero(present)
+    ]
     out: dict = {
-        "accuracy": float(np.mean(preds == gold)),
+        "accuracy": float(tp.sum() / n),
         "macro_f1": float(np.mean(f1s)),
-        "n": int(len(gold)),
+        "n": n,
     }
     if labels is not None:
-        k = len(labels)
-        confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (gold, preds), 1)
-        support = confusion.sum(axis=1)
         out["recall"] = {
             name: float(confusion[i, i] / support[i]) if support[i] else None
             for i, name in enumerate(labels)
         }
         out["confusion"] = confusion.tolist()
         out["never_predicted"] = [
-            name for i, name in enumerate(labels) if support[i] and confusion[:, i].sum() == 0
+            name for i, name in enumerate(labels) if support[i] and predicted[i] == 0
         ]
     return out
 

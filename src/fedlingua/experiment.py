@@ -1,20 +1,31 @@
-"""Setup of a run, in one place: `build(cfg) -> Experiment`.
+"""Setup of a run, in one place: what each process of a run needs.
 
-An `Experiment` holds what every consumer of a run config needs: the dataset, the
-backbone (loaded once, frozen), the clients and their encoded training data, the
-encoded dev/test data per evaluated language, the workbench (backbone wrapped by the
-configured method) and the topology (which federations exist, which model serves
-which language). The engine, `compare`, the audit, the Flower App, the benchmarks and
-the tests all call `build`; nothing else derives the method, the number of virtual
-tokens or the text budget. The checks that need the data or the model (languages the
-data has, room for the prompt in the model's positions) live here too.
+* `build(cfg) -> Experiment`: one process holding a whole dataset (the in-process
+  simulation, and the tools that re-score a finished run): the dataset, the backbone
+  (loaded once, frozen), the clients and their encoded training data, the encoded dev/test
+  data per evaluated language, the workbench (backbone wrapped by the configured method),
+  the topology and the simulated sites (`Experiment.sites`).
+* `build_site(cfg, data, backbone) -> ClientSite`: one site of a deployment, from its own
+  data only (a folder, or a preset restricted to the site's languages).
+* `coordinate(cfg, grid, ...) -> Coordinator`: the coordinator, which holds no data: the
+  backbone, the workbench and, from the roll call, the membership, the label list, the
+  topology and federated evaluation (dev/test scored on the sites).
+
+Nothing else derives the method, the number of virtual tokens or the text budget. The
+checks that need the data or the model (languages the data has, room for the prompt in
+the model's positions) live here too.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from flwr.app import ConfigRecord
+from flwr.serverapp import Grid
 
 from fedlingua.config import ConfigError, RunConfig
 from fedlingua.data import (
@@ -28,10 +39,15 @@ from fedlingua.data import (
     text_budget,
 )
 from fedlingua.data.sampling import rng_for, stratified_sample
-from fedlingua.evaluation import scores
+from fedlingua.evaluation import scores, scores_from_confusion
+from fedlingua.federation.client import ClientSite, train_config
+from fedlingua.federation.payload import CLIENT_KEY
+from fedlingua.federation.rollcall import Roster, SiteInfo, ask, roll_call
+from fedlingua.federation.scoring import EvaluationOutcome, FederatedEvaluation, Pair
+from fedlingua.federation.site import encode_labels, identity
 from fedlingua.methods import make_method
 from fedlingua.models import Backbone, load_backbone
-from fedlingua.topology import Topology, build_topology
+from fedlingua.topology import Topology, build_topology, concat, simulated_sites
 from fedlingua.training import State, Workbench, build_workbench, label_prior, predict
 
 
@@ -54,6 +70,21 @@ class Experiment:
     @property
     def num_labels(self) -> int:
         return len(self.dataset.labels)
+
+    def train_sizes(self) -> dict[str, int]:
+        """Training examples per language, summed over its clients."""
+        sizes: dict[str, int] = {}
+        for c in self.clients:
+            sizes[c.lang] = sizes.get(c.lang, 0) + len(self.train[c.client_id])
+        return sizes
+
+    def sites(self) -> list[ClientSite]:
+        """The sites the configured paradigm makes of this dataset (the in-process
+        simulation's nodes), each with its own training rows and dev/test share."""
+        evaluation = {
+            lang: {"dev": self.dev[lang], "test": self.test[lang]} for lang in self.eval_languages
+        }
+        return simulated_sites(self.cfg, self.clients, self.train, evaluation, self.dataset.labels)
 
     def model_for(self, language: str) -> str:
         """Name of the model (federation) that serves `language`."""
@@ -143,7 +174,7 @@ def build(
         eval_languages=eval_langs,
         max_length=max_length,
         bench=bench,
-        topology=build_topology(cfg, clients, train),
+        topology=build_topology(cfg, roster_of(simulated_sites(cfg, clients, train, {}, ()))),
         train=train,
         test=test,
         dev=dev,
@@ -211,11 +242,15 @@ def check_languages(cfg: RunConfig, available: list[str]) -> None:
 
 
 # ---- steps of `build` --------------------------------------------------------------------------
-def load_data(cfg: RunConfig) -> MultilingualDataset:
-    """The dataset `cfg.data` names, read as configured."""
+def load_data(
+    cfg: RunConfig, source: str | None = None, languages: list[str] | None = None
+) -> MultilingualDataset:
+    """The dataset `cfg.data` names (or `source`, restricted to `languages`: a site's own
+    data), read as configured."""
     d = cfg.data
     return load_dataset(
-        d.source,
+        source or d.source,
+        languages=languages,
         root=d.root,
         columns=d.columns,
         on_bad_rows=d.on_bad_rows,
@@ -251,11 +286,7 @@ def _clients(cfg: RunConfig, dataset: MultilingualDataset, languages: list[str])
 
 def _encode(cfg, backbone, dataset, clients, eval_langs, max_length) -> tuple[dict, dict, dict]:
     """Token ids of every client's training data and of every evaluated language's dev/test."""
-    tok, prefix = backbone.tokenizer, backbone.text_prefix
-
-    def enc(rows: list[Example]) -> EncodedSplit:
-        return encode(tok, rows, max_length=max_length, text_prefix=prefix)
-
+    enc = _encoder(backbone, max_length)
     train = {c.client_id: enc(c.train) for c in clients}
     test, dev = {}, {}
     for lang in eval_langs:
@@ -264,6 +295,238 @@ def _encode(cfg, backbone, dataset, clients, eval_langs, max_length) -> tuple[di
     return train, test, dev
 
 
+def _encoder(backbone: Backbone, max_length: int) -> Callable[[list[Example]], EncodedSplit]:
+    """Rows -> token ids, as the backbone's tokenizer and the text budget make them."""
+    tok, prefix = backbone.tokenizer, backbone.text_prefix
+
+    def enc(rows: list[Example]) -> EncodedSplit:
+        return encode(tok, rows, max_length=max_length, text_prefix=prefix)
+
+    return enc
+
+
 def _same_data(a: RunConfig, b: RunConfig) -> bool:
     """Do two configs make the same clients and evaluation data (given the same dataset)?"""
     return a.data == b.data and a.seed == b.seed and a.model.name == b.model.name
+
+
+# ---- one site of a deployment -------------------------------------------------------------------
+def build_site(
+    cfg: RunConfig,
+    backbone: Backbone,
+    source: str,
+    *,
+    languages: list[str] | None = None,
+    client_id: str | None = None,
+) -> ClientSite:
+    """A site from its own data only: `source` (a folder in the folder-source layout, or a
+    preset restricted to `languages`), sampled and encoded as the simulation does for one
+    client per language, with its own dev/test rows. Its label indices point into its own
+    label list until the roll call fixes the run's (`ClientSite.relabel`)."""
+    d = cfg.data
+    dataset = load_data(cfg, source, languages)
+    have = dataset.languages()
+    train_langs = [
+        x
+        for x in have
+        if dataset.split(x, "train")
+        and x not in d.zero_shot_languages
+        and (d.languages is None or x in d.languages)
+    ]
+    eval_langs = [x for x in have if d.eval_languages is None or x in d.eval_languages]
+    if not train_langs and not eval_langs:
+        raise ConfigError(f"the site's data ({source}) holds none of the run's languages")
+    clients = _clients(cfg, dataset, train_langs) if train_langs else []
+    enc = _encoder(backbone, text_length(cfg, backbone))
+    evaluation = {
+        x: {s: enc(evaluation_rows(dataset, x, s, cfg)) for s in ("dev", "test")}
+        for x in eval_langs
+    }
+    name = "+".join(train_langs or eval_langs)
+    train = concat([enc(c.train) for c in clients])
+    return ClientSite(client_id or name, name, train, evaluation, tuple(dataset.labels))
+
+
+def roster_of(sites: list[ClientSite]) -> Roster:
+    """The roster the roll call makes of `sites` (nodes 1..N in order)."""
+    return Roster.of(
+        [SiteInfo.from_record(i + 1, identity(s)[CLIENT_KEY]) for i, s in enumerate(sites)]
+    )
+
+
+# ---- the coordinator ----------------------------------------------------------------------------
+@dataclass
+class Coordinator:
+    """What the coordinator of a run holds: no data. The model (backbone and workbench, for
+    the initial tensors and their shapes), the membership and label list from the roll
+    call, the topology, and the grid through which sites train and evaluate."""
+
+    cfg: RunConfig
+    backbone: Backbone
+    bench: Workbench
+    roster: Roster
+    labels: tuple[str, ...]
+    topology: Topology
+    grid: Grid
+    eval_languages: list[str]
+    failures: dict[str, str] = field(default_factory=dict)  # the last evaluation's failed sites
+    evaluation: FederatedEvaluation = field(init=False)
+    _asked: dict[int, float] = field(default_factory=dict)  # unknown node -> when last asked
+
+    def __post_init__(self) -> None:
+        config = self.message_config()
+        config["eval-batch-size"] = int(self.cfg.train.eval_batch_size)
+        self.evaluation = FederatedEvaluation(
+            self.grid, self.roster, self.labels, config, timeout=self.cfg.federation.round_timeout
+        )
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def model_for(self, language: str) -> str:
+        return self.topology.model_for(language)
+
+    def train_sizes(self) -> dict[str, int]:
+        """Training examples per language (as the sites reported them)."""
+        return self.roster.train_sizes()
+
+    def refresh(self, rejoin_timeout_s: float = 30.0, reask_s: float = 60.0) -> list[str]:
+        """Let a site whose SuperNode restarted (a new node id) back in: ask the connected
+        nodes the roster does not know who they are, and rebind a site whose old node is
+        gone (`Roster.rebind`; a node claiming a live site is refused). What happened, in
+        words (nothing in-process, where the nodes never change)."""
+        nodes = set(self.grid.get_node_ids())
+        now = time.monotonic()
+        new = [
+            n
+            for n in sorted(nodes - set(self.roster.names))
+            if now - self._asked.get(n, -math.inf) >= reask_s
+        ]
+        if not new:
+            return []
+        self._asked |= dict.fromkeys(new, now)
+        infos, _, refused = ask(self.grid, new, rejoin_timeout_s)
+        notes = [self.roster.rebind(info, nodes) for info in infos]
+        return notes + [f"node {n} refused: {why}" for n, why in refused.items()]
+
+    def message_config(self) -> ConfigRecord:
+        """What every train and evaluate message carries: the client hyper-parameters and
+        the run's label list."""
+        config = train_config(self.cfg, self.cfg.train.lr or self.bench.method.default_lr)
+        config["labels"] = encode_labels(self.labels)
+        return config
+
+    def _request(self, states, pairs, splits, **kw) -> EvaluationOutcome:
+        outcome = self.evaluation.request(
+            states, lambda site: [p for p in pairs if p[1] in site.eval_languages], splits, **kw
+        )
+        self.failures = outcome.failed
+        return outcome
+
+    def evaluate(
+        self, states: dict[str, State], split: str = "test", *, language_prior: bool = False
+    ) -> dict[str, dict]:
+        """Scores per evaluated language, each by the model that serves it, from the
+        sites' counts (`language_prior`: each site adds the log label distribution of its
+        own training rows of that language)."""
+        pairs = [(self.model_for(x), x) for x in self.eval_languages]
+        pairs = [p for p in pairs if p[0] in states]
+        outcome = self._request(states, pairs, [split], language_prior=language_prior)
+        return self.scored(outcome, split, pairs)
+
+    def scored(self, outcome: EvaluationOutcome, split: str, pairs: list[Pair]) -> dict:
+        out = {}
+        for model, lang in pairs:
+            counts = outcome.counts.get((split, model, lang))
+            if counts is not None and counts.sum() > 0:
+                out[lang] = scores_from_confusion(counts, self.labels)
+        return out
+
+    def matrix(
+        self, states: dict[str, State], split: str = "test", languages: list[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Accuracy of every model on every evaluated language (a transfer matrix)."""
+        langs = self.eval_languages if languages is None else languages
+        unknown = sorted(set(langs) - set(self.eval_languages))
+        if unknown:
+            raise ValueError(f"languages {unknown} are not evaluated by this run")
+        pairs = [(m, x) for m in states for x in langs]
+        outcome = self._request(states, pairs, [split])
+        return {
+            m: {
+                x: s["accuracy"]
+                for x, s in self.scored(outcome, split, [(m, x) for x in langs]).items()
+            }
+            for m in states
+        }
+
+    def personalized(self, states: dict[str, State], steps: int) -> EvaluationOutcome:
+        """Every training site fine-tunes the model serving its language for `steps` local
+        steps and scores it on its own dev and test rows of that language."""
+        wanted = {x for x in self.eval_languages if self.model_for(x) in states}
+
+        def pairs_for(site: SiteInfo) -> list[Pair]:
+            mine = [x for x in site.train_sizes if x in wanted and x in site.eval_languages]
+            return [(self.model_for(x), x) for x in mine] if site.trains else []
+
+        outcome = self.evaluation.request(states, pairs_for, ["test", "dev"], personalize=steps)
+        self.failures = outcome.failed
+        return outcome
+
+
+def coordinate(
+    cfg: RunConfig,
+    grid: Grid,
+    *,
+    backbone: Backbone | None = None,
+    bench: Workbench | None = None,
+    expected: int | None = None,
+    wait_s: float = 300.0,
+) -> Coordinator:
+    """The coordinator of `cfg` over the sites of `grid`: roll call, label list, model."""
+    roster = roll_call(grid, expected, wait_s)
+    labels = roster.labels(cfg.data.labels)
+    backbone = backbone or load_backbone(cfg.model.name)
+    check_prompt_room(cfg, backbone.max_positions)
+    if bench is None:
+        bench = build_workbench(backbone, len(labels), cfg)
+    elif bench.num_labels != len(labels):
+        raise ConfigError(f"the workbench has {bench.num_labels} labels, the sites {list(labels)}")
+    return Coordinator(
+        cfg=cfg,
+        backbone=backbone,
+        bench=bench,
+        roster=roster,
+        labels=labels,
+        topology=build_topology(cfg, roster),
+        grid=grid,
+        eval_languages=_evaluated(cfg, roster),
+    )
+
+
+def language_order(cfg: RunConfig, languages: list[str]) -> list[str]:
+    """`languages` in the order the config names them (eval, client, zero-shot languages),
+    the others after them in alphabetical order: reports list languages as configured."""
+    d = cfg.data
+    named = list(
+        dict.fromkeys((d.eval_languages or []) + (d.languages or []) + d.zero_shot_languages)
+    )
+    rank = {x: i for i, x in enumerate(named)}
+    return sorted(languages, key=lambda x: (rank.get(x, len(rank)), x))
+
+
+def _evaluated(cfg: RunConfig, roster: Roster) -> list[str]:
+    """The evaluated languages: `data.eval_languages` (each held by some site), else every
+    language a site evaluates (training languages first, as the config orders them)."""
+    have = roster.eval_languages()
+    declared = cfg.data.eval_languages
+    if not declared:
+        trained = set(roster.train_sizes())
+        return language_order(cfg, [x for x in have if x in trained]) + language_order(
+            cfg, [x for x in have if x not in trained]
+        )
+    missing = sorted(set(declared) - set(have))
+    if missing:
+        raise ConfigError(f"data.eval_languages {missing}: no site holds their dev/test rows")
+    return list(declared)

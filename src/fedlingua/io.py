@@ -28,6 +28,19 @@ class CorruptFileError(ValueError):
         self.path = str(path)
 
 
+def _umask() -> int:
+    """The process's umask, read without loosening it (other threads may create files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the strictest mask for the instant it takes to read the old one
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +50,7 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o666 & ~_umask())  # what a plain open() would give: the umask decides
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

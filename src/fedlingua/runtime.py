@@ -25,6 +25,7 @@ from functools import cache
 from importlib import metadata
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 
 
@@ -73,6 +74,12 @@ def derive_seed(*parts: object) -> int:
     """
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+
+def entropy_seed() -> np.ndarray:
+    """256 bits from the OS: a numpy seed nobody can derive from a run's config (what DP
+    noise is drawn from, unless a simulation asks for seeded noise)."""
+    return np.frombuffer(os.urandom(32), dtype=np.uint32)
 
 
 _TRUE = {"1", "ON", "YES", "TRUE"}

@@ -72,16 +72,16 @@ def test_stopped_monolingual_models_are_not_rescored_and_the_run_is_unchanged(
     tmp_path, tiny_backbone, tiny_config, monkeypatch
 ):
     from fedlingua.engine import loop
-    from fedlingua.experiment import Experiment
+    from fedlingua.experiment import Coordinator
 
     scored: list[str] = []
-    plain_evaluate = Experiment.evaluate
+    plain_evaluate = Coordinator.evaluate
 
     def counting(self, states, split="test", **kw):
         scored.extend(states)
         return plain_evaluate(self, states, split, **kw)
 
-    monkeypatch.setattr(Experiment, "evaluate", counting)
+    monkeypatch.setattr(Coordinator, "evaluate", counting)
     kw = dict(
         paradigm="monolingual",
         federation__rounds=10,

@@ -265,7 +265,7 @@ def test_quorum_and_timeout_are_validated(tmp_path, tiny_config, tiny_backbone):
     from fedlingua.engine import run
 
     cfg = tiny_config(tmp_path, federation__min_clients=4)  # 3 languages, 3 clients
-    with pytest.raises(ConfigError, match="min_clients=4 but the config makes only 3 clients"):
+    with pytest.raises(ConfigError, match="min_clients=4 but only 3 sites hold training data"):
         run(cfg, backbone=tiny_backbone, log=lambda line: None)
 
 
@@ -333,7 +333,7 @@ class _RollCallGrid:
     def send_and_receive(self, messages, *, timeout=None):
         from types import SimpleNamespace
 
-        from flwr.app import ConfigRecord, Error
+        from flwr.app import ConfigRecord, Error, RecordDict
         from flwr.common.constant import ErrorCode
 
         from fedlingua.federation.payload import CLIENT_KEY
@@ -355,7 +355,9 @@ class _RollCallGrid:
                     metadata=SimpleNamespace(src_node_id=node),
                     has_error=lambda e=error: e is not None,
                     error=error,
-                    content={CLIENT_KEY: ConfigRecord({"client-id": client})},
+                    content=RecordDict(
+                        {CLIENT_KEY: ConfigRecord({"client-id": client, "lang": client})}
+                    ),
                 )
             )
         return out
@@ -366,27 +368,30 @@ def test_the_roll_call_waits_out_a_node_the_superlink_still_lists_but_cannot_rea
     # heartbeat intervals pass; the resumed ServerApp used to stop on that node's error
     from types import SimpleNamespace
 
-    from fedlingua.flower_app import server_app
+    from fedlingua.federation import rollcall
 
     def query(content, dst_node_id, message_type):  # a QUERY outside a Flower run
         return SimpleNamespace(metadata=SimpleNamespace(dst_node_id=dst_node_id))
 
-    monkeypatch.setattr(server_app, "Message", query)
-    monkeypatch.setattr(server_app.time, "sleep", lambda s: None)
+    monkeypatch.setattr(rollcall, "Message", query)
+    monkeypatch.setattr(rollcall.time, "sleep", lambda s: None)
     grid = _RollCallGrid(stale=2)
-    assert server_app.roll_call(grid, ["fr", "sw", "lg"], 60) == {1: "lg", 2: "fr", 3: "sw"}
+    assert rollcall.roll_call(grid, 3, 60).names == {1: "lg", 2: "fr", 3: "sw"}
     assert grid.calls == 3
     grid = _RollCallGrid(stale=0, silent=1)  # ... or whose query is not delivered at all
-    assert server_app.roll_call(grid, ["fr", "sw", "lg"], 60) == {1: "lg", 2: "fr", 3: "sw"}
+    assert rollcall.roll_call(grid, 3, 60).names == {1: "lg", 2: "fr", 3: "sw"}
     assert grid.calls == 2
-    # a node that is reachable but cannot play a client is still a clear, final error
-    with pytest.raises(RuntimeError, match="SuperNode 4 cannot play a client: ConfigError"):
-        server_app.roll_call(_RollCallGrid(stale=0, other_error=True), ["fr", "sw", "lg"], 60)
+    # a node that is reachable but cannot take part is refused, named, and left out
+    roster = rollcall.roll_call(_RollCallGrid(stale=0, other_error=True), 3, 60)
+    assert roster.names == {1: "lg", 2: "fr", 3: "sw"}
+    assert "SuperNode 4 cannot take part: ConfigError" in roster.refused["node 4"]
+    with pytest.raises(RuntimeError, match="SuperNode 4 cannot take part: ConfigError"):
+        rollcall.roll_call(_RollCallGrid(stale=0, other_error=True), 4, 60)
     # one that never comes back: the roll call gives up after wait_s, naming it
     clock = iter(range(0, 10_000, 30))
-    monkeypatch.setattr(server_app.time, "monotonic", lambda: next(clock))
-    with pytest.raises(RuntimeError, match=r"2 of 3 SuperNodes .* none from \[1\] .*Unavailable"):
-        server_app.roll_call(_RollCallGrid(stale=10**6), ["fr", "sw", "lg"], 60)
+    monkeypatch.setattr(rollcall.time, "monotonic", lambda: next(clock))
+    with pytest.raises(RuntimeError, match=r"2 of 3 sites .* none from nodes \[1\] .*Unavailable"):
+        rollcall.roll_call(_RollCallGrid(stale=10**6), 3, 60)
 
 
 class _ReversedGrid(InProcessGrid):

@@ -179,7 +179,7 @@ def test_each_mode_trains_and_reports_the_epsilon_it_was_calibrated_to(
 def test_clipping_on_the_client_or_the_server_gives_the_same_model(
     tmp_path, tiny_backbone, tiny_config, dp
 ):
-    kw = dict(noise_multiplier=0.8, clipping_norm=0.3)
+    kw = dict(noise_multiplier=0.8, clipping_norm=0.3, seeded_noise=True)  # the same noise
     server = _dp_config(tiny_config, tmp_path, "server", dp, clipping="server", **kw)
     client = _dp_config(tiny_config, tmp_path, "client", dp, clipping="client", **kw)
     a = run(server, backbone=tiny_backbone, log=lambda s: None)
@@ -193,12 +193,45 @@ def test_clipping_on_the_client_or_the_server_gives_the_same_model(
     assert a["privacy"]["epsilon"] == b["privacy"]["epsilon"]
 
 
-def test_unseeded_noise_differs_between_identical_runs(tmp_path, tiny_backbone, tiny_config):
-    kw = dict(noise_multiplier=1.0, seeded_noise=False)
-    run(_dp_config(tiny_config, tmp_path, "a", "central-fixed", **kw), backbone=tiny_backbone)
-    run(_dp_config(tiny_config, tmp_path, "b", "central-fixed", **kw), backbone=tiny_backbone)
-    a, b = load_final_states(tmp_path / "a")["global"], load_final_states(tmp_path / "b")["global"]
-    assert any(not torch.equal(a[k], b[k]) for k in a)
+@pytest.mark.parametrize("dp", ["central-fixed", "local"])
+def test_by_default_no_one_can_recompute_the_noise_from_the_config(
+    tmp_path, tiny_backbone, tiny_config, dp
+):
+    # the attack: whoever holds the run config (the coordinator, any site) reruns the
+    # seeded noise and subtracts it. By default the noise comes from OS entropy: two runs
+    # of the very same config release different models, so the config does not fix it
+    quiet = dict(backbone=tiny_backbone, log=lambda s: None)
+    a = run(_dp_config(tiny_config, tmp_path, "a", dp, noise_multiplier=1.0), **quiet)
+    run(_dp_config(tiny_config, tmp_path, "b", dp, noise_multiplier=1.0), **quiet)
+    sa, sb = (
+        load_final_states(tmp_path / "a")["global"],
+        load_final_states(tmp_path / "b")["global"],
+    )
+    assert all(not torch.equal(sa[k], sb[k]) for k in sa)
+    assert a["privacy"]["noise_source"] == "OS entropy" and a["privacy"]["epsilon"] > 0
+    # seeded noise: reproducible in-process, so recomputable: no epsilon is reported
+    seeded = dict(noise_multiplier=1.0, seeded_noise=True)
+    c = run(_dp_config(tiny_config, tmp_path, "c", dp, **seeded), **quiet)
+    run(_dp_config(tiny_config, tmp_path, "d", dp, **seeded), **quiet)
+    sc, sd = (
+        load_final_states(tmp_path / "c")["global"],
+        load_final_states(tmp_path / "d")["global"],
+    )
+    assert all(torch.equal(sc[k], sd[k]) for k in sc)
+    assert c["privacy"]["epsilon"] is None and "recomputable" in c["privacy"]["noise_source"]
+    assert "no epsilon" in (tmp_path / "c" / "report.md").read_text()
+
+
+def test_a_flower_run_refuses_seeded_noise():
+    from fedlingua.flower_app.task import load_run_config
+
+    with pytest.raises(ConfigError, match="seeded_noise"):
+        load_run_config(
+            {
+                "overrides": "privacy.dp='local'; privacy.noise_multiplier=1.0; "
+                "privacy.seeded_noise=true; federation.strategy='fedavg'"
+            }
+        )
 
 
 def test_rounds_with_missing_replies_are_accounted_as_weaker_releases(
@@ -219,7 +252,7 @@ def test_rounds_with_missing_replies_are_accounted_as_weaker_releases(
 
 
 def test_resume_restores_the_adaptive_clipping_norm(tmp_path, tiny_backbone, tiny_config):
-    kw = dict(noise_multiplier=0.5, clipping_norm=0.05)
+    kw = dict(noise_multiplier=0.5, clipping_norm=0.05, seeded_noise=True)  # reproducible
     full = run(
         _dp_config(tiny_config, tmp_path, "full", "central-adaptive", **kw),
         backbone=tiny_backbone,

@@ -54,8 +54,9 @@ def test_every_message_of_an_in_process_run_holds_only_declared_tensors_and_metr
     succeeded = sum(len(r["federations"]["global"]["succeeded"]) for r in rounds)
     failed = sum(len(r["federations"]["global"]["failed"]) for r in rounds)
     assert failed > 0, "the seed should make some client fail (error replies are audited too)"
-    assert (audit.replies, audit.errors) == (succeeded, failed)
-    assert audit.by_kind == {"train": succeeded + failed}
+    evaluated = audit.by_kind["evaluate"]  # every site scores test every round: 3 x 3
+    assert (audit.replies, audit.errors) == (succeeded + 3 + evaluated, failed)
+    assert audit.by_kind == {"query": 3, "train": succeeded + failed, "evaluate": 9}
     assert results["communication"]["bytes_up"] > 0
 
 
@@ -132,5 +133,6 @@ def test_every_message_a_client_app_sends_under_flwr_run_is_clean(
     declared, texts = declared_and_texts(cfg, load_backbone(str(tiny_model_dir)))
     audit = audit_log(log, declared, texts)
     assert audit.problems == {}
-    # the roll call (one identity per SuperNode) and 2 rounds x 2 clients of training
-    assert audit.by_kind == {"query": 2, "train": 4} and audit.errors == 0
+    # the roll call (one identity per SuperNode), 2 rounds x 2 sites of training and of
+    # evaluation (each site scores its own test rows)
+    assert audit.by_kind == {"query": 2, "train": 4, "evaluate": 4} and audit.errors == 0

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from flwr.serverapp import Grid
 from tqdm.auto import tqdm
 
-from fedlingua.config import RunConfig
-from fedlingua.engine.federations import ClientHandler, build_federations
+from fedlingua.config import ConfigError, RunConfig
+from fedlingua.engine.federations import ClientHandler, build_federations, simulated_coordinator
 from fedlingua.engine.personalize import personalize
 from fedlingua.engine.results import report, results_of, round_line, scored
-from fedlingua.experiment import Experiment, build
+from fedlingua.experiment import Coordinator, Experiment, build
 from fedlingua.models import Backbone
 from fedlingua.report import RunDir
 from fedlingua.report.plots import write_run_files
@@ -56,30 +55,28 @@ def run(
     experiment: Experiment | None = None,
     backbone: Backbone | None = None,
     log: Callable[[str], None] = print,
-    grid: Grid | None = None,
-    node_names: dict[int, str] | None = None,
+    coordinator: Coordinator | None = None,
     client_handler: ClientHandler | None = None,
 ) -> dict:
     """Run one experiment (or continue one from its run directory) and return its results.
 
-    `experiment`: an already built experiment of this config (`compare` shares data
-    between rows). With `grid` (Flower's, from the ServerApp) the federated paradigm's
-    clients are that grid's nodes (`node_names`: node id -> client id) instead of
-    in-process handlers. `client_handler` replaces the in-process client update.
+    In-process (the default) the experiment's sites become the nodes of an in-process grid
+    (`experiment`: an already built experiment of this config, e.g. `compare` sharing data
+    between rows); with `coordinator` (the ServerApp's, on Flower's grid, after its roll
+    call) the SuperNodes are the sites. Either way training and evaluation are messages
+    to the sites. `client_handler` replaces the in-process client update.
     """
     cfg, rundir = _open(cfg, resume)
     threads = configure_threads(cfg.threads)
-    exp = experiment if experiment is not None else build(cfg, backbone=backbone)
-    rundir.write_environment(_environment(exp, threads))
     show = progress_enabled(cfg.progress)
     steps_bar = tqdm(desc="client steps", unit="step", disable=not show, leave=False)
-    feds = build_federations(
-        exp,
-        lambda: steps_bar.update(1),
-        grid=grid,
-        node_names=node_names,
-        client_handler=client_handler,
-    )
+    coord = coordinator
+    if coord is None:
+        exp = experiment if experiment is not None else build(cfg, backbone=backbone)
+        coord = simulated_coordinator(exp, lambda: steps_bar.update(1), client_handler)
+    rundir.write_environment(_environment(coord, threads))
+    rundir.write_sites(coord.roster.to_dict())
+    feds = build_federations(coord)
     progress = _restore(rundir, feds, resume, log)
     # The run's wall time spans its sittings: the rounds an earlier sitting ran count with
     # their recorded train and evaluation time.
@@ -92,7 +89,12 @@ def run(
                 if not active:
                     log(f"early stopping before round {rnd}: no model improved on dev")
                     break
-                record = _round(exp, feds, active, rnd, progress)
+                joined = coord.refresh()  # a restarted SuperNode's site, back under a new id
+                for note in joined:
+                    log(f"round {rnd}: {note}")
+                record = _round(coord, feds, active, rnd, progress)
+                if joined:
+                    record["membership"] = joined
                 rundir.append_metrics(record)
                 _checkpoint(rundir, feds, rnd, progress)
                 log(round_line(record))
@@ -101,14 +103,14 @@ def run(
         raise
     finally:
         steps_bar.close()
-    return _finish(exp, rundir, feds, progress, t_run)
+    return _finish(coord, rundir, feds, progress, t_run)
 
 
 def _recorded_s(history: list[dict]) -> float:
     return sum(h.get("time", {}).get(k, 0.0) for h in history for k in ("train_s", "evaluation_s"))
 
 
-def _environment(exp: Experiment, threads: int) -> dict:
+def _environment(exp: Coordinator, threads: int) -> dict:
     """environment.json: versions, seed, threads, precision and device actually used."""
     return environment() | {
         "seed": exp.cfg.seed,
@@ -128,7 +130,10 @@ def _open(cfg: RunConfig, resume: str | Path | None) -> tuple[RunConfig, RunDir]
             raise FileNotFoundError(f"{resume} is not a run directory (no config.toml)")
         return RunConfig.load(rundir.config_path), rundir
     cfg.validate()
-    rundir = RunDir(Path(cfg.output_dir) / (cfg.name or _default_name(cfg)))
+    root = Path(cfg.output_dir).resolve()
+    rundir = RunDir(root / (cfg.name or _default_name(cfg)))
+    if rundir.path.resolve().parent != root:  # names are checked; links are not
+        raise ConfigError(f"the run directory {rundir.path} is not a folder of {root}")
     if rundir.config_path.exists():
         raise FileExistsError(
             f"{rundir.path} already holds a run: continue it with --resume, or choose another name"
@@ -178,7 +183,7 @@ def _active(cfg: RunConfig, models: list[str], rnd: int, progress: Progress) -> 
     ]
 
 
-def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: Progress) -> dict:
+def _round(exp: Coordinator, feds: dict, active: list[str], rnd: int, progress: Progress) -> dict:
     """Step the active federations once, evaluate every model, and record the round."""
     cfg = exp.cfg
     t0 = time.perf_counter()
@@ -194,6 +199,8 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
             _track_best(exp, record["dev"], feds, rnd, progress.best)
         else:
             record["test"] = exp.evaluate(states, "test")
+        if exp.failures:  # sites that could not score: their languages are missing this round
+            record["evaluation_failures"] = dict(exp.failures)
     record["time"] = {
         "train_s": t_train,
         "client_compute_s": compute,
@@ -204,7 +211,7 @@ def _round(exp: Experiment, feds: dict, active: list[str], rnd: int, progress: P
     return record
 
 
-def _evaluate_dev(exp: Experiment, states: dict, active: list[str], progress: Progress) -> dict:
+def _evaluate_dev(exp: Coordinator, states: dict, active: list[str], progress: Progress) -> dict:
     """Dev scores of every model; a stopped model is scored once after it stopped and its
     scores reused while it stays stopped (its tensors are unchanged: the same scores)."""
     cache = progress.stopped_dev
@@ -220,11 +227,11 @@ def _evaluate_dev(exp: Experiment, states: dict, active: list[str], progress: Pr
     return {x: dev[x] for x in exp.eval_languages if x in dev}
 
 
-def _track_best(exp: Experiment, dev: dict, feds: dict, rnd: int, best: dict) -> None:
+def _track_best(exp: Coordinator, dev: dict, feds: dict, rnd: int, best: dict) -> None:
     """Keep each model whose dev accuracy beat its best so far (a copy of its state).
     Selection reads the dev sets of languages that have clients only: zero-shot languages
     stay unseen, their dev sets included."""
-    trained = {c.lang for c in exp.clients}
+    trained = set(exp.train_sizes())
     seen = [x for x in dev if x in trained] or list(dev)
     for name, fed in feds.items():
         langs = exp.topology.selection_languages(name, seen)
@@ -247,7 +254,7 @@ def _checkpoint(rundir: RunDir, feds: dict, rnd: int, progress: Progress) -> Non
     )
 
 
-def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, started: float):
+def _finish(exp: Coordinator, rundir: RunDir, feds: dict, progress: Progress, started: float):
     """Final tensors, best tensors, results.json and report.md of a finished run; its wall
     time (since `started`) includes this final scoring (`time.final_s`)."""
     t_final = time.perf_counter()
@@ -268,7 +275,8 @@ def _finish(exp: Experiment, rundir: RunDir, feds: dict, progress: Progress, sta
     now = time.perf_counter()
     results["time"] |= {"final_s": now - t_final, "wall_s": now - started}
     results["run_dir"] = str(rundir.path)
+    rundir.write_sites(exp.roster.to_dict())  # with the nodes refused along the way
     rundir.write_results(results)
     rundir.write_report(report(exp.cfg, results))
-    write_run_files(rundir.path, exp.dataset.labels, exp.cfg.data.low_resource)
+    write_run_files(rundir.path, exp.labels, exp.cfg.data.low_resource)
     return results

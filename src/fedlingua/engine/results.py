@@ -9,14 +9,14 @@ import torch
 
 from fedlingua.config import RunConfig
 from fedlingua.evaluation import averages
-from fedlingua.experiment import Experiment, build
+from fedlingua.experiment import Coordinator, Experiment, build
 from fedlingua.models import Backbone
 from fedlingua.report import RunDir, language_table
 from fedlingua.training import State
 
 
 def results_of(
-    exp: Experiment,
+    exp: Coordinator,
     history: list[dict],
     best: dict,
     wall_s: float,
@@ -53,16 +53,9 @@ def results_of(
     }
 
 
-def _train_sizes(exp: Experiment) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for c in exp.clients:
-        sizes[c.lang] = sizes.get(c.lang, 0) + len(exp.train[c.client_id])
-    return sizes
-
-
-def scored(exp: Experiment, per_language: dict[str, dict]) -> dict:
+def scored(exp: Coordinator | Experiment, per_language: dict[str, dict]) -> dict:
     """Per-language scores (with training sizes) and their group averages."""
-    sizes = _train_sizes(exp)
+    sizes = exp.train_sizes()
     groups = dict(
         client_languages=sorted(sizes),
         low_resource=exp.cfg.data.low_resource,
@@ -92,7 +85,7 @@ def _curve(history: list[dict]) -> list[dict]:
 
 
 def _reported_scores(
-    exp: Experiment, history: list[dict], best: dict, selected_test: dict | None
+    exp: Coordinator, history: list[dict], best: dict, selected_test: dict | None
 ) -> tuple[dict, object]:
     """Test scores per language and the round they come from: the last evaluated round, or
     with dev selection each language's serving model's best dev round."""
@@ -107,7 +100,7 @@ def _reported_scores(
     return selected_test, selected or last
 
 
-def _communication(exp: Experiment, history: list[dict]) -> dict:
+def _communication(exp: Coordinator, history: list[dict]) -> dict:
     outcomes = [o for h in history for o in h["federations"].values()]
     up = sum(sum(o["bytes_up"].values()) for o in outcomes)
     down = sum(sum(o["bytes_down"].values()) for o in outcomes)
@@ -203,9 +196,13 @@ def report(cfg: RunConfig, results: dict) -> str:
         lines += ["failed clients per round: " + str(results["failures"]), ""]
     if results.get("privacy"):
         priv = results["privacy"]
+        spent = (
+            f"epsilon {priv['epsilon']:.3g} at delta {priv['delta']:g}"
+            if priv["epsilon"] is not None
+            else "no epsilon (noise seeded from the run seed: anyone with the config recomputes it)"
+        )
         lines += [
-            f"differential privacy ({priv['dp']}, {priv['clipping']} clipping): "
-            f"epsilon {priv['epsilon']:.3g} at delta {priv['delta']:g} for "
+            f"differential privacy ({priv['dp']}, {priv['clipping']} clipping): {spent} for "
             f"{priv['privacy_unit']}; noise multiplier {priv['noise_multiplier']:.4g}, "
             f"clipping norm {priv['clipping_norm']:g}, {priv['releases']} release(s)",
             "",

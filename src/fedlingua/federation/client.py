@@ -10,8 +10,9 @@ between rounds (optimizer state, SCAFFOLD's c_i) lives in its node's Flower `Con
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from flwr.app import ConfigRecord, Context, MetricRecord, RecordDict
 
 from fedlingua.config import RunConfig
 from fedlingua.data import EncodedSplit
+from fedlingua.federation.mods import PublicError
 from fedlingua.federation.payload import (
     ARRAYS_KEY,
     CLIENT_KEY,
@@ -33,17 +35,47 @@ from fedlingua.runtime import derive_seed
 from fedlingua.training import State, UpdateResult, Workbench, local_update
 
 
-class ClientDropout(RuntimeError):
+class ClientDropout(PublicError):
     """A simulated client failure (federation.client_dropout)."""
 
 
 @dataclass
 class ClientSite:
-    """What one client holds privately: its identity, language and encoded training data."""
+    """What one site holds privately: its identity, its language, its encoded training data
+    and its own dev/test rows per language (`evaluation`: language -> split -> encoded), with
+    label indices into `labels`. A site without training rows only evaluates (a zero-shot
+    language); a site without `evaluation` only trains."""
 
     client_id: str
     lang: str
     train: EncodedSplit
+    evaluation: dict[str, dict[str, EncodedSplit]] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+
+    @property
+    def train_sizes(self) -> dict[str, int]:
+        """Training examples per language (a site may hold several languages)."""
+        return dict(Counter(self.train.langs))
+
+    def relabel(self, labels: Sequence[str]) -> ClientSite:
+        """This site with its label indices into `labels` (the federation's list, fixed at
+        the roll call); itself when the lists agree."""
+        labels = tuple(labels)
+        if labels == self.labels or not self.labels:
+            return self
+        missing = sorted(set(self.labels) - set(labels))
+        if missing:
+            raise ValueError(f"site {self.client_id}: labels {missing} are not in the run's list")
+        index = [labels.index(name) for name in self.labels]
+
+        def move(split: EncodedSplit) -> EncodedSplit:
+            return replace(split, labels=[index[y] for y in split.labels])
+
+        evaluation = {
+            lang: {name: move(split) for name, split in splits.items()}
+            for lang, splits in self.evaluation.items()
+        }
+        return replace(self, train=move(self.train), evaluation=evaluation, labels=labels)
 
 
 def client_seed(seed: int, server_round: int, client_id: str) -> int:

@@ -13,35 +13,34 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
-from flwr.app import Message, RecordDict
+from flwr.app import Context, Message, RecordDict
 
 from fedlingua.federation.client import (
-    ClientSite,
-    handle_train,
     hyperparameters,
     round_seed,
     train_reply,
 )
 from fedlingua.federation.grid import InProcessGrid
 from fedlingua.federation.payload import ARRAYS_KEY, CONFIG_KEY, record_to_state
+from fedlingua.federation.site import SiteHandler
 from fedlingua.training import Workbench
 
 
 class FusedGrid(InProcessGrid):
-    """Nodes 1..N on one workbench; pulled train messages are trained `k` at a time."""
+    """Site nodes on one workbench; pulled train messages are trained `k` at a time."""
 
     def __init__(
         self,
         bench: Workbench,
-        sites: list[ClientSite],
+        sites: dict[int, SiteHandler],
         k: int,
         on_step: Callable[[], None] | None,
         mods: Sequence = (),
     ) -> None:
-        handlers = {i + 1: partial(self._answer, i + 1) for i in range(len(sites))}
-        super().__init__(handlers, mods=mods)
+        handlers = {node: partial(self._answer, node) for node in sites}
+        super().__init__(handlers, mods=mods, typed=True)
         self._bench, self._k, self._on_step = bench, k, on_step
-        self._sites = {i + 1: site for i, site in enumerate(sites)}
+        self._handlers_of = dict(sites)
         self._ready: dict[int, RecordDict | Exception] = {}
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
@@ -55,9 +54,11 @@ class FusedGrid(InProcessGrid):
             self._ready.update(self._train_together(train[start : start + self._k]))
         return super().pull_messages(ids)
 
-    def _answer(self, node: int, content: RecordDict) -> RecordDict:
-        if node not in self._ready:  # not a fused train message: the plain client update
-            return handle_train(self._bench, self._sites[node], content, self._on_step)
+    def _answer(
+        self, node: int, message_type: str, content: RecordDict, context: Context
+    ) -> RecordDict:
+        if node not in self._ready:  # not a fused train message: what the node itself answers
+            return self._handlers_of[node](message_type, content, context)
         outcome = self._ready.pop(node)
         if isinstance(outcome, Exception):
             raise outcome
@@ -73,7 +74,7 @@ class FusedGrid(InProcessGrid):
         for msg in chunk:
             node = msg.metadata.dst_node_id
             try:
-                seed = round_seed(msg.content[CONFIG_KEY], self._sites[node].client_id)
+                seed = round_seed(msg.content[CONFIG_KEY], self._handlers_of[node].site.client_id)
                 jobs.append((node, record_to_state(msg.content[ARRAYS_KEY], shapes), seed))
             except Exception as exc:  # what the plain handler would have raised
                 outcomes[node] = exc
@@ -84,7 +85,7 @@ class FusedGrid(InProcessGrid):
             results = fused_local_update(
                 self._bench,
                 [state for _, state, _ in jobs],
-                [self._sites[node].train for node, _, _ in jobs],
+                [self._handlers_of[node].site.train for node, _, _ in jobs],
                 [seed for _, _, seed in jobs],
                 on_step=self._on_step,
                 **hyperparameters(config),
@@ -92,5 +93,5 @@ class FusedGrid(InProcessGrid):
         except Exception as exc:  # every client of the chunk fails, as its ClientApp would
             return outcomes | {node: exc for node, _, _ in jobs}
         for (node, _, _), result in zip(jobs, results, strict=True):
-            outcomes[node] = train_reply(self._sites[node], result)
+            outcomes[node] = train_reply(self._handlers_of[node].site, result)
         return outcomes

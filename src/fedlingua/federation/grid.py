@@ -40,10 +40,17 @@ class InProcessGrid(Grid):
     """Nodes 1..N, each a local handler; messages are delivered by direct calls."""
 
     def __init__(
-        self, handlers: dict[int, Handler], mods: Sequence[Mod] = (), *, with_context: bool = False
+        self,
+        handlers: dict[int, Handler],
+        mods: Sequence[Mod] = (),
+        *,
+        with_context: bool = False,
+        typed: bool = False,
     ) -> None:
         """`handlers`: node -> `handler(content)`, or with `with_context`
-        `handler(content, context=...)` (the node's persistent Flower `Context`)."""
+        `handler(content, context=...)` (the node's persistent Flower `Context`), or with
+        `typed` `handler(message_type, content, context)`: a node that answers every
+        message type (`fedlingua.federation.site.SiteHandler`), as a ClientApp does."""
         self._handlers = dict(handlers)
         self._copy = bool(mods)
         self._contexts = {
@@ -57,7 +64,7 @@ class InProcessGrid(Grid):
             for i, node in enumerate(self._handlers)
         }
         self._apps = {
-            node: compose(mods, partial(_call, handler, with_context=with_context))
+            node: compose(mods, partial(_call, handler, with_context=with_context, typed=typed))
             for node, handler in self._handlers.items()
         }
         self._run = Run.create_empty(run_id=0)
@@ -134,12 +141,19 @@ class InProcessGrid(Grid):
             return error_reply(msg, exc)
 
 
-def _call(handler: Handler, msg: Message, context: Context, *, with_context: bool) -> Message:
+def _call(
+    handler: Handler, msg: Message, context: Context, *, with_context: bool, typed: bool = False
+) -> Message:
     """The handler's reply; a failing client becomes an error reply, as under Flower (where
     the ClientApp builds it inside its handler, so client mods see error replies too). The
     handler gets the node's persistent `context`, as a ClientApp's handler does."""
     try:
-        reply = handler(msg.content, context=context) if with_context else handler(msg.content)
+        if typed:
+            reply = handler(msg.metadata.message_type, msg.content, context)
+        elif with_context:
+            reply = handler(msg.content, context=context)
+        else:
+            reply = handler(msg.content)
         return Message(reply, reply_to=msg)
     except Exception as exc:
         return error_reply(msg, exc)
@@ -148,3 +162,54 @@ def _call(handler: Handler, msg: Message, context: Context, *, with_context: boo
 def _wire_copy(msg: Message) -> Message:
     """`msg` with its own copy of the content, as a node receives it over the wire."""
     return Message(content=deserialize(serialize(msg.content)), metadata=msg.metadata)
+
+
+class NodeSubset(Grid):
+    """A view of `grid` that lists only the nodes `nodes()` names (asked at each use: a
+    site that rejoined under a new node id): the nodes one federation trains on (a
+    monolingual model's one site; the training sites of a federation whose grid also holds
+    evaluation-only sites). Messages travel through `grid` unchanged."""
+
+    def __init__(self, grid: Grid, nodes: Callable[[], Iterable[int]]) -> None:
+        self.inner = grid
+        self._nodes = nodes
+
+    @property
+    def nodes(self) -> list[int]:
+        return sorted(self._nodes())
+
+    @property
+    def run(self) -> Run:  # type: ignore[override]
+        return self.inner.run
+
+    def set_run(self, run: Run) -> None:  # type: ignore[override]
+        self.inner.set_run(run)
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
+        return self.inner.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        connected = set(self.inner.get_node_ids())
+        return [n for n in self.nodes if n in connected]
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.inner.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.inner.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout=None) -> Iterable[Message]:
+        return self.inner.send_and_receive(messages, timeout=timeout)
+
+    def node_states(self) -> dict[str, np.ndarray]:
+        """What this federation's nodes keep between rounds (see `InProcessGrid.node_states`)."""
+        states = getattr(self.inner, "node_states", None)
+        if states is None:
+            return {}
+        mine = {f"{NODE_PREFIX}{n}/" for n in self.nodes}
+        return {k: v for k, v in states().items() if any(k.startswith(p) for p in mine)}
+
+    def restore_node_states(self, flat: dict[str, np.ndarray]) -> None:
+        restore = getattr(self.inner, "restore_node_states", None)
+        if restore is not None:
+            restore(flat)

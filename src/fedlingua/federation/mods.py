@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from flwr.app import Context, Error, Message
+from flwr.app import Context, Error, Message, MessageType
 from flwr.common.constant import ErrorCode
 
 App = Callable[[Message, Context], Message]
@@ -28,9 +28,30 @@ def compose(mods: Sequence[Mod], app: App) -> App:
     return app
 
 
+def train_only(mod: Mod) -> Mod:
+    """`mod` around train messages only, as a ClientApp's `@app.train(mods=[...])` applies
+    it: roll-call and evaluate messages pass through untouched."""
+
+    def wrapped(msg: Message, ctx: Context, call_next: App) -> Message:
+        if str(msg.metadata.message_type).startswith(MessageType.TRAIN):
+            return mod(msg, ctx, call_next)
+        return call_next(msg, ctx)
+
+    return wrapped
+
+
+class PublicError(RuntimeError):
+    """An error whose message fedlingua writes without any data in it (a dropout, a policy
+    refusal): the one kind whose message a site's error reply carries."""
+
+
 def error_reason(exc: BaseException) -> str:
-    """What a failed client reports: the exception's type and message."""
-    return f"{type(exc).__name__}: {exc}"
+    """What a failed client reports: the exception's type, and its message only when it is
+    a `PublicError`; any other message may quote data (a row of a file, a label), so it
+    stays in the site's own log."""
+    if isinstance(exc, PublicError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: details in the site's log"
 
 
 def error_reply(msg: Message, exc: BaseException) -> Message:

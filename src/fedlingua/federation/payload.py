@@ -11,6 +11,7 @@ before any of it is decoded; arrays are decoded with numpy's pickle-free loader
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -102,3 +103,37 @@ def deserialize(blob: bytes) -> RecordDict:
 def payload_bytes(content: RecordDict) -> int:
     """Size in bytes of the serialized message content."""
     return len(serialize(content))
+
+
+# what a training reply's metrics may hold: name -> (kind, lower bound, upper bound)
+TRAIN_METRICS: dict[str, tuple[str, float, float]] = {
+    "num-examples": ("int", 1, 10**9),
+    "steps": ("int", 0, 10**9),
+    "train-loss": ("float", 0.0, 1e6),
+    "train-loss-last": ("float", 0.0, 1e6),
+    "compute-s": ("float", 0.0, 1e7),
+    "norm_bit": ("float", 0.0, 1.0),  # Flower's adaptive clipping mod: was the update clipped
+}
+
+
+def check_train_metrics(metrics: Mapping, max_examples: int | None = None) -> dict:
+    """A training reply's metrics, each of its declared kind, finite and within bounds
+    (`num-examples` at most `max_examples`, what the site declared at the roll call);
+    anything else is a `PayloadError`. What FedAvg weighs by can then never be NaN, inf,
+    a list, or a count that outweighs the honest sites."""
+    out = {}
+    for key, value in metrics.items():
+        if key not in TRAIN_METRICS:
+            raise PayloadError(f"undeclared metric {key!r}")
+        kind, low, high = TRAIN_METRICS[key]
+        if key == "num-examples" and max_examples is not None:
+            high = max_examples
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind == "int" and not isinstance(value, int) or not number:
+            raise PayloadError(f"metric {key!r} is not one {kind}")
+        if not (math.isfinite(value) and low <= value <= high):
+            raise PayloadError(f"metric {key!r} = {value!r} is outside [{low:g}, {high:g}]")
+        out[key] = value
+    if "num-examples" not in out:
+        raise PayloadError("no num-examples")
+    return out

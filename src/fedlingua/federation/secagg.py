@@ -64,6 +64,7 @@ from flwr.serverapp import Grid
 
 from fedlingua.config import PrivacyConfig
 from fedlingua.federation.client import ClientSite, handle_train
+from fedlingua.federation.mods import PublicError
 from fedlingua.federation.payload import (
     ARRAYS_KEY,
     CONFIG_KEY,
@@ -79,8 +80,9 @@ from fedlingua.training import Workbench
 FITINS_PARAMS = "fitins.parameters"
 
 
-class ClientFailure(RuntimeError):
-    """A client handler failed inside the SecAgg+ mod (its reason is kept)."""
+class ClientFailure(PublicError):
+    """A client handler failed inside the SecAgg+ mod (its reason, already the public
+    reason of an error reply, is kept)."""
 
 
 # ---- client side ---------------------------------------------------------------------------

@@ -37,12 +37,13 @@ from fedlingua.federation.payload import (
     PayloadError,
     check_record_size,
     check_state,
+    check_train_metrics,
     payload_bytes,
     record_to_state,
     state_to_record,
 )
 from fedlingua.federation.strategies import restore_strategy_state, strategy_state
-from fedlingua.runtime import derive_seed
+from fedlingua.runtime import derive_seed, entropy_seed
 
 State = dict[str, torch.Tensor]
 log = logging.getLogger("fedlingua.federation")
@@ -77,6 +78,31 @@ class RoundOutcome:
         self.num_examples += int(examples)
 
 
+def exchange(
+    grid: Grid, messages: list[Message], timeout: float | None, poll_s: float = 0.5
+) -> tuple[list[Message], dict[str, int]]:
+    """Send `messages`; collect replies until all arrived or `timeout` passed. Returns the
+    replies and message id -> destination node (what an error reply is about).
+
+    This polls every `poll_s` seconds (Flower's own `send_and_receive` sleeps 3 s between
+    polls, which every round would pay); the in-process grid delivers on the first poll.
+    Replies are pulled in the order the messages were sent.
+    """
+    ids = list(grid.push_messages(messages))
+    sent = {i: m.metadata.dst_node_id for i, m in zip(ids, messages, strict=False) if i}
+    pending = set(sent)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    replies: list[Message] = []
+    while pending:
+        got = list(grid.pull_messages([i for i in ids if i in pending]))
+        replies += got
+        pending -= {m.metadata.reply_to_message_id for m in got}
+        if not pending or (deadline is not None and time.monotonic() >= deadline):
+            break
+        time.sleep(poll_s)
+    return replies, sent
+
+
 def _distance(a: State, b: State) -> float:
     """L2 norm of a - b over all tensors (a client's update)."""
     total = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in b)
@@ -95,12 +121,15 @@ class Federation:
         config: Callable[[int], ConfigRecord],
         *,
         seed: int,
-        node_names: dict[int, str] | None = None,
+        node_names: Mapping[int, str] | None = None,
         timeout: float | None = None,
         min_clients: int = 1,
         poll_s: float = 0.5,
         measure: bool = True,
         seed_noise: bool = False,
+        fresh_noise: bool = False,
+        declared: Mapping[str, int] | None = None,
+        check_clipping: bool = False,
     ) -> None:
         self.name = name
         self.strategy = strategy
@@ -108,18 +137,26 @@ class Federation:
         self.state = state
         self.config = config
         self.seed = seed
-        self.node_names = node_names or {}
+        self.node_names = node_names if node_names is not None else {}
+        self.bound = node_names is not None  # only nodes that answered the roll call count
         self.timeout = timeout
         self.min_clients = max(1, int(min_clients))
         self.poll_s = poll_s
         self._sent: dict[str, int] = {}  # message id -> destination node, this round
         self.measure = measure
         self.seed_noise = seed_noise  # seed numpy's global RNG per round (DP noise)
+        self.fresh_noise = fresh_noise  # reseed it from OS entropy instead
+        self.declared = declared  # client id -> training examples it declared (the cap)
+        self.check_clipping = check_clipping  # sites clip: refuse an update above the norm
         self.expected = {k: tuple(v.shape) for k, v in state.items()}
 
     def _who(self, node: int, reply: Message | None = None) -> str:
-        if reply is not None and reply.has_content() and CLIENT_KEY in reply.content:
-            return str(reply.content[CLIENT_KEY]["client-id"])
+        """The client id bound to `node` at the roll call, never what a reply claims (a
+        federation built without a roll call, as in unit tests, goes by the claim)."""
+        if not self.bound and reply is not None and reply.has_content():
+            identity = reply.content.config_records.get(CLIENT_KEY)
+            if identity is not None and "client-id" in identity:
+                return str(identity["client-id"])
         return self.node_names.get(node, f"node-{node}")
 
     def step(self, server_round: int) -> RoundOutcome:
@@ -130,6 +167,8 @@ class Federation:
         random.seed(derive_seed("sample", self.seed, self.name, server_round))
         if self.seed_noise:  # Flower's DP wrappers draw their noise from np.random
             np.random.seed(derive_seed("server-noise", self.seed, self.name, server_round))
+        elif self.fresh_noise:
+            np.random.seed(entropy_seed())
         self._round(out)
         out.seconds = time.perf_counter() - start
         return out
@@ -190,22 +229,14 @@ class Federation:
                 out.failed[self._who(node)] = "no reply before the timeout"
         valid = []
         for reply in replies:
-            who = self._who(self._source(reply), reply)
+            node = self._source(reply)
+            who = self._who(node, reply)
             if reply.has_error():
                 out.failed[who] = reply.error.reason
                 continue
             out.bytes_up[who] = payload_bytes(reply.content) if self.measure else 0
             try:
-                for record in reply.content.array_records.values():  # sizes before decoding
-                    check_record_size(record, self.expected)
-                received = record_to_state(reply.content[ARRAYS_KEY])
-                check_state(received, self.expected)
-                for name, record in reply.content.array_records.items():
-                    if name != ARRAYS_KEY:  # e.g. SCAFFOLD's control change: tensor per tensor
-                        check_state(record_to_state(record), self.expected)
-                examples = reply.content[METRICS_KEY]["num-examples"]
-                if not examples or examples <= 0:
-                    raise PayloadError("num-examples must be a positive count")
+                received, metrics = self._checked(node, who, reply)
             except (KeyError, TypeError, ValueError, PayloadError) as exc:
                 out.failed[who] = f"rejected reply: {exc}"
                 log.warning(
@@ -213,10 +244,32 @@ class Federation:
                 )
                 continue
             valid.append(reply)
-            metrics = reply.content[METRICS_KEY]
             out.count(who, metrics["num-examples"], metrics)
             out.update_norm[who] = _distance(received, self.state)
         return valid
+
+    def _checked(self, node: int, who: str, reply: Message) -> tuple[State, Mapping]:
+        """A reply's tensors and metrics, once every check passed (else an exception)."""
+        if self.bound and node not in self.node_names:
+            raise PayloadError(f"node {node} did not answer the roll call")
+        identity = reply.content.config_records.get(CLIENT_KEY)
+        claimed = identity.get("client-id") if identity is not None else None
+        if self.bound and claimed is not None and claimed != who:  # the node says who it is
+            raise PayloadError(f"the reply claims client {claimed!r}; node {node} is {who!r}")
+        for record in reply.content.array_records.values():  # sizes before decoding
+            check_record_size(record, self.expected)
+        received = record_to_state(reply.content[ARRAYS_KEY])
+        check_state(received, self.expected)
+        for name, record in reply.content.array_records.items():
+            if name != ARRAYS_KEY:  # e.g. SCAFFOLD's control change: tensor per tensor
+                check_state(record_to_state(record), self.expected)
+        cap = None if self.declared is None else self.declared.get(who)
+        metrics = check_train_metrics(reply.content[METRICS_KEY], cap)
+        if self.check_clipping:
+            norm, bound = _distance(received, self.state), float(self.strategy.clipping_norm)
+            if norm > bound * (1 + 1e-4) + 1e-6:
+                raise PayloadError(f"update norm {norm:.6g} above the clipping norm {bound:.6g}")
+        return received, metrics
 
     def _source(self, reply: Message) -> int:
         """The node a reply is about: an error the SuperLink makes for an unavailable node
@@ -224,24 +277,7 @@ class Federation:
         return self._sent.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
 
     def _exchange(self, messages: list[Message]) -> list[Message]:
-        """Send the round's messages; collect replies until all arrived or `timeout` passed.
-
-        This polls every `poll_s` seconds (Flower's own `send_and_receive` sleeps 3 s
-        between polls, which every round would pay); the in-process grid delivers on the
-        first poll. Replies are pulled in the order the messages were sent.
-        """
-        ids = list(self.grid.push_messages(messages))
-        self._sent = {i: m.metadata.dst_node_id for i, m in zip(ids, messages, strict=False) if i}
-        pending = set(self._sent)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        replies: list[Message] = []
-        while pending:
-            got = list(self.grid.pull_messages([i for i in ids if i in pending]))
-            replies += got
-            pending -= {m.metadata.reply_to_message_id for m in got}
-            if not pending or (deadline is not None and time.monotonic() >= deadline):
-                break
-            time.sleep(self.poll_s)
+        replies, self._sent = exchange(self.grid, messages, self.timeout, self.poll_s)
         return replies
 
     def _adopt(self, state: State, out: RoundOutcome | None = None) -> None:

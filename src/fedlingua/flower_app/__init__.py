@@ -1,9 +1,12 @@
 """The Flower App: fedlingua's federated run under Flower (simulation or SuperLink + SuperNodes).
 
-    server_app.py  ServerApp: `fedlingua.engine.run` with Flower's grid (run-config
-                   `resume`: continue a run directory after the server died)
-    client_app.py  ClientApp: `fedlingua.federation.client.handle_train` per SuperNode
-    task.py        what both read: the run config, the built experiment, the node's client
+    server_app.py  ServerApp: the coordinator (no data: roll call, then
+                   `fedlingua.engine.run` with Flower's grid; run-config `resume`:
+                   continue a run directory after the server died)
+    client_app.py  ClientApp: one site per SuperNode (roll call, train, evaluate)
+    task.py        what both read: the run config; a node's own site (its `data-dir`)
+    guard.py       only fedlingua's own apps run: guarded `flwr-serverapp` /
+                   `flwr-clientapp` and the app-package check the worker applies
     worker.py      a long-running ClientApp process for `flower-supernode --isolation
                    process`: no fresh process, imports and model load per message
 

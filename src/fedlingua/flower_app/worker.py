@@ -15,8 +15,10 @@ stay in memory from one round to the next.
         --root-certificates ca.crt --parent-pid <pid of that flower-supernode>
 
 A task goes through Flower's own steps: pull the task input (message, context, run,
-FAB), install the FAB, load the App's `clientapp` component, call it, push the reply,
-then the task's final status and context. Loaded ClientApps are kept per FAB hash.
+FAB), call the ClientApp, push the reply, then the task's final status and context. The
+ClientApp is always fedlingua's own, imported from the installed package: a FAB that
+names other components is refused and nothing in it is unpacked or imported
+(`fedlingua.flower_app.guard`).
 Each task runs in its own thread, and only the ClientApp call is serialized (one model
 per process; a SuperNode hands out one message at a time anyway): a task that cannot
 finish its transfers (say, a message of a run the SuperLink forgot when it restarted,
@@ -45,9 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from flwr.cli.install import install_from_fab
 from flwr.clientapp import ClientApp
-from flwr.clientapp.utils import get_load_client_app_fn
 from flwr.common.constant import SubStatus
 from flwr.proto.runtime_pb2 import (  # pylint: disable=E0611
     AcquireTaskRequest,
@@ -60,6 +60,7 @@ from flwr.supercore.interceptors import (
     RuntimeTokenHttpInterceptor,
     RuntimeVersionHttpInterceptor,
 )
+from flwr.supercore.interceptors.http.superexec_auth import SuperExecAuthHttpInterceptor
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supernode.runtime.run_clientapp import (
@@ -69,8 +70,10 @@ from flwr.supernode.runtime.run_clientapp import (
 )
 
 from fedlingua.federation.mods import error_reason, error_reply
+from fedlingua.flower_app.guard import check_fab, check_flower_version, own_client_app
 
 log = logging.getLogger("fedlingua.worker")
+ACQUIRE_TASK = "/flwr.proto.Runtime/AcquireTask"  # what a SuperNode's secret protects
 
 
 def _client(address: str, root_certificates: bytes | None, insecure: bool, *interceptors):
@@ -108,6 +111,7 @@ class Worker:
         insecure: bool = False,
         poll_s: float = 0.2,
         max_parallel: int = 8,
+        superexec_secret: bytes | None = None,
     ) -> None:
         if insecure == (root_certificates is not None):
             raise ValueError("give exactly one of root_certificates and insecure=True")
@@ -116,19 +120,20 @@ class Worker:
         self.insecure = insecure
         self.poll_s = poll_s
         self.max_parallel = max_parallel
+        self.superexec_secret = superexec_secret  # signs AcquireTask (the SuperNode demands it)
         self.tasks_done = 0
-        self._apps: dict[str, ClientApp] = {}
         self._lock = threading.Lock()  # one ClientApp call at a time: one model per process
         self._threads: list[threading.Thread] = []
-        self._load = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)
 
     def serve(self, max_tasks: int | None = None) -> None:
-        acquirer = _client(
-            self.address,
-            self.root_certificates,
-            self.insecure,
-            RuntimeVersionHttpInterceptor(component_name="SuperExec"),
-        )
+        interceptors = [RuntimeVersionHttpInterceptor(component_name="SuperExec")]
+        if self.superexec_secret is not None:
+            interceptors.append(
+                SuperExecAuthHttpInterceptor(
+                    master_secret=self.superexec_secret, protected_methods=[ACQUIRE_TASK]
+                )
+            )
+        acquirer = _client(self.address, self.root_certificates, self.insecure, *interceptors)
         request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
         log.info("serving ClientApp tasks of the SuperNode at %s", self.address)
         try:
@@ -148,10 +153,11 @@ class Worker:
             acquirer.close()
 
     def _app(self, run, fab) -> ClientApp:
-        if fab.hash_str not in self._apps:
-            install_from_fab(fab.content, skip_prompt=True)
-            self._apps[fab.hash_str] = self._load(run.fab_id, run.fab_version, fab.hash_str)
-        return self._apps[fab.hash_str]
+        """fedlingua's own ClientApp, for a package that names it (`guard.check_fab`); a
+        foreign package is refused before anything in it is unpacked or imported."""
+        del run
+        check_fab(fab.content)
+        return own_client_app()
 
     def run_task(self, token: str) -> None:
         """One ClientApp task: what `flwr-clientapp --token` does, without leaving the process."""
@@ -210,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     tls.add_argument("--insecure", action="store_true", help="plain HTTP (not recommended)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process exits")
     parser.add_argument("--poll-s", type=float, default=0.2, help="task polling interval")
+    parser.add_argument(
+        "--superexec-auth-secret-file",
+        help="the SuperNode's SuperExec secret (its --superexec-auth-secret-file)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
@@ -219,12 +229,18 @@ def main(argv: list[str] | None = None) -> None:
         start_parent_process_monitor(args.parent_pid)
     roots = Path(args.root_certificates).read_bytes() if args.root_certificates else None
     os.environ.setdefault("FEDLINGUA_THREADS", "1")
+    check_flower_version()
     _warm_imports()
     worker = Worker(
         args.runtime_api_address,
         root_certificates=roots,
         insecure=args.insecure,
         poll_s=args.poll_s,
+        superexec_secret=(
+            Path(args.superexec_auth_secret_file).read_bytes()
+            if args.superexec_auth_secret_file
+            else None
+        ),
     )
     try:
         worker.serve()

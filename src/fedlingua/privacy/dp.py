@@ -28,9 +28,11 @@ all this, as plain values: equal client weights, the strategy wrapper, whether t
 server's noise (the client mods come from `client_mods`). `account` reports the
 (epsilon, delta) a finished run spent (exact composition of Gaussian mechanisms,
 `fedlingua.privacy.accounting`).
-With `privacy.seeded_noise` (the default) every noise draw derives from the run seed, so
-runs are reproducible and the in-process and Flower paths add the same noise; a
-deployment should set it to false.
+Noise comes from OS entropy (`EntropyNoise` on the sites, `DPPlan.fresh_server_noise` on
+the server): no party can recompute it from what it knows. With `privacy.seeded_noise`
+every noise draw derives from the run seed instead, so in-process simulations are
+reproducible; anyone holding the run config can then recompute and subtract the noise, so
+such a run reports no epsilon, and a Flower deployment refuses the setting.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from fedlingua.config import PrivacyConfig, RunConfig
 from fedlingua.federation.mods import App, Mod
 from fedlingua.federation.secagg import secagg_client_mods
 from fedlingua.privacy.accounting import calibrate_noise, gaussian_epsilon
-from fedlingua.runtime import derive_seed, flower_log_level
+from fedlingua.runtime import derive_seed, entropy_seed, flower_log_level
 
 
 def noise_multiplier(cfg: RunConfig) -> float | None:
@@ -92,6 +94,16 @@ class DPPlan:
     def seed_server_noise(self) -> bool:
         """Seed numpy's global generator per round: Flower's DP wrappers draw from it."""
         return self.privacy.dp.startswith("central") and self.privacy.seeded_noise
+
+    @property
+    def fresh_server_noise(self) -> bool:
+        """Reseed numpy's global generator from OS entropy before each round's noise."""
+        return self.privacy.dp.startswith("central") and not self.privacy.seeded_noise
+
+    @property
+    def client_clipping(self) -> bool:
+        """Sites clip their own updates: the server checks the norms it receives."""
+        return self.privacy.dp.startswith("central") and self.privacy.clipping == "client"
 
     def wrap(self, strategy: Strategy, num_sampled: int) -> Strategy:
         """`strategy` in the Flower DP wrapper this plan selects (unchanged without one)."""
@@ -161,6 +173,18 @@ class SeededNoise:
         return self.mod(msg, ctx, call_next)
 
 
+class EntropyNoise:
+    """Wrap a noise-adding mod: reseed numpy's global generator from OS entropy first, so
+    nothing else in the process (a seeded simulation, a library) fixes the noise."""
+
+    def __init__(self, mod: Mod) -> None:
+        self.mod = mod
+
+    def __call__(self, msg: Message, ctx: Context, call_next: App) -> Message:
+        np.random.seed(entropy_seed())
+        return self.mod(msg, ctx, call_next)
+
+
 def local_dp_mod(p: PrivacyConfig, z: float) -> LocalDpMod:
     """LocalDpMod whose Gaussian noise has std 2 z C (sensitivity 2C, noise multiplier z)."""
     sensitivity = 2 * p.clipping_norm
@@ -180,7 +204,7 @@ def client_mods(cfg: RunConfig) -> list[Mod]:
     if p.dp == "local":
         assert z is not None
         mod: Mod = local_dp_mod(p, z)
-        mods.append(SeededNoise(mod) if p.seeded_noise else mod)
+        mods.append(SeededNoise(mod) if p.seeded_noise else EntropyNoise(mod))
     elif p.dp.startswith("central") and p.clipping == "client":
         mods.append(fixedclipping_mod if p.dp == "central-fixed" else adaptiveclipping_mod)
     return mods
@@ -212,6 +236,8 @@ def account(cfg: RunConfig, history: list[dict]) -> dict | None:
         worst = max(per_client.values(), default=0)
         releases = [z] * worst
     epsilon = gaussian_epsilon(releases, p.delta) if releases else 0.0
+    if p.seeded_noise:  # anyone with the config recomputes the noise: no guarantee at all
+        epsilon = None
     return {
         "dp": p.dp,
         "clipping": "client" if p.dp == "local" else p.clipping,
@@ -228,4 +254,8 @@ def account(cfg: RunConfig, history: list[dict]) -> dict | None:
         "accountant": "exact composition of Gaussian mechanisms (mu-GDP), no sampling "
         "amplification",
         "seeded_noise": p.seeded_noise,
+        "noise_source": "the run seed: recomputable by anyone holding the run config, so no "
+        "epsilon is reported"
+        if p.seeded_noise
+        else "OS entropy",
     }

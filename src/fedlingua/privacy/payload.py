@@ -16,6 +16,12 @@ The log is the outermost client mod, so it sees what leaves after every other mo
 * client: exactly {client-id, lang}, two short strings naming a known client;
 * and no training text anywhere in the serialized bytes.
 
+`audit_evaluate_reply` checks an evaluation reply: only `metrics` (confusion-matrix
+counts per requested model, language and split, each a list of non-negative integers,
+and the compute time) and `client` ({client-id}); a roll-call reply holds only the
+site's identity (client id, language codes, training examples per language, evaluated
+languages, label names).
+
 So no text, token ids (integer arrays), labels or per-example values can leave a client
 without failing the audit. Under SecAgg+ (`privacy.secure_aggregation`) a client's
 messages follow Flower's protocol instead, and `audit_secagg_reply` checks that contract:
@@ -42,6 +48,7 @@ ENV = "FEDLINGUA_PAYLOAD_LOG"
 CLIENT_METRICS = frozenset({"num-examples", "train-loss", "train-loss-last", "steps", "compute-s"})
 DP_METRICS = frozenset({"norm_bit"})  # Flower's adaptiveclipping_mod: was the update clipped
 IDENTITY_KEYS = frozenset({"client-id", "lang"})
+ROLL_CALL_KEYS = IDENTITY_KEYS | {"languages", "train-sizes", "eval-languages", "labels"}
 
 
 class PayloadLog:
@@ -196,8 +203,9 @@ def audit_log(
     *,
     query_kinds: tuple[str, ...] = ("query",),
 ) -> LogAudit:
-    """Audit every message logged in `folder`: train replies fully, roll-call replies
-    (QUERY: identity only) and error reasons (no training text, no more than a message)."""
+    """Audit every message logged in `folder`: train and evaluate replies fully, roll-call
+    replies (QUERY: identity only) and error reasons (no training text, no more than a
+    message)."""
     texts = list(texts)
     out = LogAudit()
     for path in sorted(Path(folder).iterdir()):
@@ -217,6 +225,8 @@ def audit_log(
             content = deserialize(path.read_bytes())
             if kind in query_kinds:
                 problems = _audit_identity_only(content, declared)
+            elif kind == "evaluate":
+                problems = audit_evaluate_reply(content, declared, texts)
             elif SECAGG_RECORD in content.config_records:
                 problems = audit_secagg_reply(content, declared, texts)
                 out.secagg += 1
@@ -231,8 +241,34 @@ def _audit_identity_only(content: RecordDict, declared: Declared) -> list[str]:
     if set(content.keys()) != {CLIENT_KEY}:
         return [f"roll-call reply holds {sorted(content.keys())}, expected only {CLIENT_KEY!r}"]
     identity = content[CLIENT_KEY]
-    if set(identity.keys()) != IDENTITY_KEYS:
+    if set(identity.keys()) != ROLL_CALL_KEYS:
         return [f"identity keys {sorted(identity.keys())}"]
     if declared.identities.get(identity["client-id"]) != identity["lang"]:  # type: ignore[arg-type]
         return [f"identity {identity['client-id']!r} is not a declared client"]
+    sizes = identity["train-sizes"]
+    if not isinstance(sizes, list) or not all(isinstance(n, int) for n in sizes):
+        return ["train-sizes is not a list of counts"]
     return []
+
+
+def audit_evaluate_reply(
+    content: RecordDict, declared: Declared, texts: Iterable[bytes] = ()
+) -> list[str]:
+    """Violations of the evaluation-reply contract (counts only) in one reply's content."""
+    if set(content.keys()) != {METRICS_KEY, CLIENT_KEY}:
+        return [f"evaluation reply holds {sorted(content.keys())}"]
+    problems = []
+    for key, value in content[METRICS_KEY].items():
+        if key == "compute-s":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append("compute-s is not one number")
+        elif not key.startswith("confusion/"):
+            problems.append(f"undeclared evaluation metric {key!r}")
+        elif not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+        ):
+            problems.append(f"{key} is not a list of counts")
+    identity = content[CLIENT_KEY]
+    if set(identity.keys()) != {"client-id"} or identity["client-id"] not in declared.identities:
+        problems.append(f"evaluation identity {dict(identity)} is not a declared client")
+    return problems + _text_problems(content, texts)

@@ -75,6 +75,11 @@ class RunDir:
     def write_environment(self, env: dict) -> None:
         write_json(self.path / "environment.json", env)
 
+    def write_sites(self, roster: dict) -> None:
+        """sites.json: what each site reported at the roll call (identity, languages,
+        training examples per language, label names)."""
+        write_json(self.path / "sites.json", roster)
+
     def metrics(self) -> list[dict]:
         return read_jsonl(self.path / "metrics.jsonl")
 
