@@ -109,3 +109,22 @@ def test_a_reply_whose_extra_tensor_record_is_malformed_is_rejected():
     fed = _federation({1: lambda c: _reply(1.0, 10), 2: with_bad_extra})
     out = fed.step(1)
     assert out.succeeded == ["c1"] and "rejected reply" in out.failed["c2"]
+
+
+@pytest.mark.parametrize("strategy", ["fedadam", "fedyogi", "fedavgm"])
+def test_downloads_travel_in_the_trainable_dtype_under_server_optimizers(
+    tmp_path, tiny_config, tiny_backbone, strategy
+):
+    import json
+
+    from fedlingua.engine import load_final_states, run
+
+    cfg = tiny_config(tmp_path, name=strategy, federation__strategy=strategy)
+    cfg.federation.rounds = 3
+    run(cfg, backbone=tiny_backbone, log=lambda line: None)
+    for line in (tmp_path / strategy / "metrics.jsonl").read_text().splitlines():
+        fed = json.loads(line)["federations"]["global"]
+        for client, up in fed["bytes_up"].items():  # float64 tensors would make it ~2x
+            assert fed["bytes_down"][client] < 1.05 * up, (client, fed)  # config vs metrics
+    final = load_final_states(tmp_path / strategy)["global"]
+    assert {t.dtype for t in final.values()} == {torch.float32}

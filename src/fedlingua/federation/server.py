@@ -149,6 +149,7 @@ class Federation:
         self.declared = declared  # client id -> training examples it declared (the cap)
         self.check_clipping = check_clipping  # sites clip: refuse an update above the norm
         self.expected = {k: tuple(v.shape) for k, v in state.items()}
+        self.dtypes = {k: v.dtype for k, v in state.items()}  # what travels, whatever the strategy
 
     def _who(self, node: int, reply: Message | None = None) -> str:
         """The client id bound to `node` at the roll call, never what a reply claims (a
@@ -283,7 +284,9 @@ class Federation:
     def _adopt(self, state: State, out: RoundOutcome | None = None) -> None:
         """Make `state` (checked against the expected tensors) the global state."""
         check_state(state, self.expected)
-        self.state = {k: state[k] for k in self.state}
+        # in the trainable tensors' dtype: Flower's server optimizers (FedAdam, FedYogi,
+        # FedAvgM) hand back float64, which would double every later download
+        self.state = {k: state[k].to(self.dtypes[k]) for k in self.state}
         if out is not None:
             out.updated = True
 
