@@ -417,12 +417,16 @@ class Coordinator:
         config["labels"] = encode_labels(self.labels)
         return config
 
-    def _request(self, states, pairs, splits, **kw) -> EvaluationOutcome:
-        outcome = self.evaluation.request(
-            states, lambda site: [p for p in pairs if p[1] in site.eval_languages], splits, **kw
-        )
+    def _request(self, states, pairs_for, splits, **kw) -> EvaluationOutcome:
+        """The sites' counts for the pairs `pairs_for(site)` names; their failures kept."""
+        outcome = self.evaluation.request(states, pairs_for, splits, **kw)
         self.failures = outcome.failed
         return outcome
+
+    @staticmethod
+    def _held(pairs: list[Pair]) -> Callable[[SiteInfo], list[Pair]]:
+        """`pairs_for` asking each site for the pairs of the languages it holds."""
+        return lambda site: [p for p in pairs if p[1] in site.eval_languages]
 
     def evaluate(
         self, states: dict[str, State], split: str = "test", *, language_prior: bool = False
@@ -432,7 +436,7 @@ class Coordinator:
         own training rows of that language)."""
         pairs = [(self.model_for(x), x) for x in self.eval_languages]
         pairs = [p for p in pairs if p[0] in states]
-        outcome = self._request(states, pairs, [split], language_prior=language_prior)
+        outcome = self._request(states, self._held(pairs), [split], language_prior=language_prior)
         return self.scored(outcome, split, pairs)
 
     def scored(self, outcome: EvaluationOutcome, split: str, pairs: list[Pair]) -> dict:
@@ -452,7 +456,7 @@ class Coordinator:
         if unknown:
             raise ValueError(f"languages {unknown} are not evaluated by this run")
         pairs = [(m, x) for m in states for x in langs]
-        outcome = self._request(states, pairs, [split])
+        outcome = self._request(states, self._held(pairs), [split])
         return {
             m: {
                 x: s["accuracy"]
@@ -470,9 +474,7 @@ class Coordinator:
             mine = [x for x in site.train_sizes if x in wanted and x in site.eval_languages]
             return [(self.model_for(x), x) for x in mine] if site.trains else []
 
-        outcome = self.evaluation.request(states, pairs_for, ["test", "dev"], personalize=steps)
-        self.failures = outcome.failed
-        return outcome
+        return self._request(states, pairs_for, ["test", "dev"], personalize=steps)
 
 
 def coordinate(
